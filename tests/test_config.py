@@ -1,0 +1,83 @@
+"""Settings: defaults, parsing, one clear error per bad variable, masked secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from vpsbot.config import Settings
+from vpsbot.errors import ConfigError
+
+
+def test_defaults_match_the_contract():
+    settings = Settings.from_env({})
+
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.vps_api_url == "https://admin.vps.org/api/v1/"
+    assert settings.database_url == "sqlite:///vpsbot.db"
+    assert settings.approval_ttl == 3600
+    assert settings.log_format == "text"
+    assert settings.port == 3000
+    assert settings.admins == ()
+    assert settings.audit_retention_days is None
+
+
+def test_values_are_parsed():
+    settings = Settings.from_env(
+        {
+            "VPSBOT_ADMINS": "U012AB3CD, W0ABCDEF",
+            "DATABASE_URL": "postgres://u@db:5432/vpsbot",
+            "VPS_API_URL": "http://127.0.0.1:8080/api/v1",
+            "PORT": "8000",
+            "VPSBOT_LOG_FORMAT": "JSON",
+            "VPS_API_TOKEN": "tok-123",
+        }
+    )
+
+    assert settings.admins == ("U012AB3CD", "W0ABCDEF")
+    assert settings.database_url == "postgresql+psycopg://u@db:5432/vpsbot"
+    assert settings.vps_api_url == "http://127.0.0.1:8080/api/v1/"
+    assert settings.port == 8000
+    assert settings.log_format == "json"
+    assert settings.vps_api_token.value == "tok-123"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "eighty"}, "PORT must be a whole number, got 'eighty'"),
+        ({"PORT": "70000"}, "PORT must be at most 65535"),
+        ({"VPSBOT_ADMINS": "alice"}, "VPSBOT_ADMINS must list Slack user ids"),
+        ({"SLACK_BOT_TOKEN": "abc"}, "SLACK_BOT_TOKEN should start with 'xox'"),
+        ({"SLACK_APP_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN should start with 'xapp-'"),
+        ({"VPS_API_URL": "ftp://x"}, "VPS_API_URL must be an http(s) URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be a sqlite:// or"),
+        ({"VPSBOT_LOG_FORMAT": "xml"}, "VPSBOT_LOG_FORMAT must be one of text, json"),
+        ({"VPSBOT_CATALOG": "/nonexistent/catalog.json"}, "VPSBOT_CATALOG names"),
+        ({"VPSBOT_APPROVAL_TTL": "5"}, "VPSBOT_APPROVAL_TTL must be at least 60"),
+    ],
+)
+def test_bad_values_name_the_variable(env, message):
+    with pytest.raises(ConfigError) as excinfo:
+        Settings.from_env(env)
+
+    assert message in str(excinfo.value)
+
+
+def test_secrets_never_show_in_repr():
+    settings = Settings.from_env(
+        {
+            "SLACK_SIGNING_SECRET": "sign-me-secret",
+            "SLACK_BOT_TOKEN": "xoxb-very-secret",
+            "VPS_API_TOKEN": "provider-secret",
+        }
+    )
+
+    text = repr(settings) + str(settings)
+    for secret in ("sign-me-secret", "xoxb-very-secret", "provider-secret"):
+        assert secret not in text
+    assert "Secret('****')" in text
+
+
+def test_require_names_the_missing_setting():
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET is required"):
+        Settings.from_env({}).require("slack_signing_secret")

@@ -1,0 +1,101 @@
+"""The local shell, driven by a script on standard input as a user would."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+from vpsbot.shell import Shell
+
+
+def run_script(lines: list[str]) -> str:
+    out = io.StringIO()
+    shell = Shell(
+        stdin=io.StringIO("\n".join(lines) + "\n"),
+        stdout=out,
+        interactive=False,
+        transition_delay=60.0,
+    )
+    try:
+        shell.start()
+        assert shell.run() == 0
+    finally:
+        shell.close()
+    return out.getvalue()
+
+
+def test_list_show_and_a_confirmed_reboot_button():
+    output = run_script(["/vps list", "/vps show web-01", "6", "y", "/vps audit"])
+
+    assert "*4 servers*" in output
+    for name in ("web-01", "web-02", "db-01", "staging-01"):
+        assert name in output
+    # The list draws four Show buttons (1-4); the card draws Stop, Reboot, Delete.
+    assert "[5] Stop  [6] Reboot  [7] Delete" in output
+    assert "Reboot web-01? It restarts gracefully" in output
+    assert "[#ops] vpsbot:" in output
+    assert "@alice rebooted *web-01*" in output
+    assert "@alice reboot *web-01* → *succeeded*" in output
+
+
+def test_cancelled_confirm_sends_nothing():
+    output = run_script(["/vps show web-01", "1", "n", "/vps audit action=stop"])
+
+    assert "Cancelled." in output
+    assert "stopped *web-01*" not in output
+    assert "(0 shown)" in output
+
+
+def test_delete_dialog_prompts_for_the_name_and_refuses_a_wrong_one():
+    output = run_script(
+        [
+            "/vps policy delete=allow",
+            "/vps delete staging-01",
+            "staging-02",
+            "staging-01",
+            "/vps list",
+        ]
+    )
+
+    assert "┌─ dialog: Delete server" in output
+    assert "Server name: staging-02" in output
+    assert "! That is not this server's name. Type staging-01 exactly" in output
+    assert "@alice deleted *staging-01*" in output
+    assert "*3 servers*" in output
+
+
+def test_bob_cannot_change_the_policy_and_approve_rules_explain_themselves():
+    output = run_script(
+        [":as bob", "/vps policy power=deny", "/vps rename web-01 web-09"]
+    )
+
+    assert "You are now bob." in output
+    assert "Only admins can change the policy. Admins: @alice." in output
+    assert "needs a second person's approval" in output
+
+
+def test_malformed_input_gets_one_sentence():
+    output = run_script(["/vps frob", "/vps show", "42", "hello"])
+
+    assert "`frob` is not a vpsbot command" in output
+    assert "it needs a server id or name" in output
+    assert "There is no button 42." in output
+    assert "Type a /vps command, a button number, or :help." in output
+
+
+def test_vpsbot_shell_command_reads_stdin_when_not_a_terminal(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "vpsbot", "shell"],
+        input="/vps list\n:quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "*4 servers*" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,97 @@
+"""The composition root: settings in, a wired application out.
+
+Nothing is created at import time. Tests and the shell pass their own pieces
+(a provider client pointed at the sandbox, a session factory on a test
+database); ``serve`` and ``socket`` let ``create_app`` build them from settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from vpsbot.config import Settings
+from vpsbot.ops import Operations
+from vpsbot.slack import build_bolt_app
+from vpsbot.slack.worker import Background
+from vpsbot.store import make_engine, make_session_factory
+from vpsbot.vps import VpsClient
+
+logger = logging.getLogger(__name__)
+
+# Web API calls are made after acknowledgement, but a stuck call still holds a
+# worker: give up well before the provider's own slowest answer.
+SLACK_TIMEOUT = 10
+
+
+@dataclass
+class VpsBot:
+    """A running vpsbot: the Bolt app plus what it was built from."""
+
+    bolt: App
+    ops: Operations
+    background: Background
+    vps: VpsClient
+    sessions: sessionmaker[Session]
+
+    def close(self) -> None:
+        """Finish queued work, then release connections."""
+        self.background.wait_idle(timeout=30)
+        self.background.shutdown()
+        self.vps.close()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    vps: VpsClient | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    slack_client: WebClient | None = None,
+) -> VpsBot:
+    """Build vpsbot for one workspace.
+
+    Args:
+        settings: the parsed configuration.
+        vps: the provider client (default: one built from ``VPS_API_URL`` and
+            ``VPS_API_TOKEN``).
+        sessions: the database session factory (default: from ``DATABASE_URL``).
+        slack_client: the Web API client (default: from ``SLACK_BOT_TOKEN`` and
+            ``SLACK_API_URL``).
+
+    Raises:
+        ConfigError: a setting the app needs is missing.
+    """
+    if vps is None:
+        settings.require("vps_api_token")
+        assert settings.vps_api_token is not None
+        vps = VpsClient(
+            settings.vps_api_url,
+            settings.vps_api_token.value,
+            pool_size=settings.worker_threads,
+        )
+    if sessions is None:
+        sessions = make_session_factory(make_engine(settings.database_url))
+    if slack_client is None:
+        settings.require("slack_bot_token")
+        assert settings.slack_bot_token is not None
+        slack_client = WebClient(
+            token=settings.slack_bot_token.value,
+            base_url=settings.slack_api_url,
+            timeout=SLACK_TIMEOUT,
+        )
+    settings.require("slack_signing_secret")
+    assert settings.slack_signing_secret is not None
+
+    ops = Operations.build(sessions=sessions, vps=vps, admins=settings.admins)
+    background = Background(workers=settings.worker_threads)
+    bolt = build_bolt_app(
+        signing_secret=settings.slack_signing_secret.value,
+        client=slack_client,
+        ops=ops,
+        background=background,
+    )
+    return VpsBot(bolt=bolt, ops=ops, background=background, vps=vps, sessions=sessions)

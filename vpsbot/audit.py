@@ -1,0 +1,382 @@
+"""The audit log: append, query, export and verify.
+
+Every attempt at an action becomes one entry. Entries are only appended, in
+the caller's transaction, and form a hash chain: each one's ``hash`` covers its
+content, its position ``seq`` and the previous entry's hash. ``verify`` walks
+the chain and names the first entry that was changed, removed or inserted
+behind the program's back.
+
+The chain has no secret key, so someone who can write to the database and
+knows this module can rewrite it consistently; it catches edits made by hand
+or by other tools, not a determined forger.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy.orm import Session
+
+from vpsbot.store.models import AuditEntry
+from vpsbot.store.repositories import AuditRepository
+from vpsbot.store.session import begin_read_only
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = frozenset(
+    {
+        "list",
+        "show",
+        "create",
+        "update",
+        "rename",
+        "backups",
+        "start",
+        "stop",
+        "reboot",
+        "delete",
+        "audit",
+        "policy",
+        "approvals",
+    }
+)
+OUTCOMES = frozenset(
+    {
+        "succeeded",
+        "failed",
+        "denied",
+        "requested",
+        "approved",
+        "rejected",
+        "expired",
+        "cancelled",
+    }
+)
+
+# The export columns, in order; also the keys of ``to_dict``.
+FIELDS = (
+    "at",
+    "team",
+    "channel",
+    "user",
+    "action",
+    "server_id",
+    "server_name",
+    "outcome",
+    "detail",
+    "request_id",
+)
+EXPORT_FORMATS = ("jsonl", "csv")
+
+# The previous hash of the first entry.
+GENESIS_HASH = "0" * 64
+DETAIL_MAX_CHARS = 2000
+SERVER_NAME_MAX_CHARS = 255
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What ``verify`` found.
+
+    Attributes:
+        ok: the chain is whole.
+        checked: how many entries were read.
+        first_bad_seq: position of the first entry found wrong, if any.
+        problem: a sentence saying what is wrong; empty when ``ok``.
+    """
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+
+
+def record(
+    session: Session,
+    *,
+    team: str,
+    channel: str,
+    user: str,
+    action: str,
+    outcome: str,
+    request_id: str,
+    server_id: int | None = None,
+    server_name: str | None = None,
+    detail: str = "",
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one entry to the log in the caller's transaction.
+
+    Appends are serialized: on PostgreSQL by an advisory lock held until the
+    caller's transaction ends (keep that transaction short), on SQLite by the
+    write lock every transaction takes.
+
+    Args:
+        session: the caller's session; it is flushed, not committed.
+        team: Slack workspace id.
+        channel: Slack channel id.
+        user: Slack user id of the person who made the attempt.
+        action: the operation, one of ``ACTIONS``.
+        outcome: how it ended, one of ``OUTCOMES``.
+        request_id: ties the entry to the request's log lines and provider calls.
+        server_id: the provider's server id, when known.
+        server_name: the server's name, when known (cut to 255 characters).
+        detail: free text without secrets (cut to 2,000 characters).
+        at: when it happened (timezone-aware); now by default.
+
+    Returns:
+        The new entry.
+
+    Raises:
+        ValueError: an unknown action or outcome, or a naive ``at``.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit outcome {outcome!r}")
+    if at is None:
+        at = datetime.now(UTC)
+    elif at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("at must be timezone-aware")
+    # Stored values are what the hash covers, so trim before hashing.
+    at = at.astimezone(UTC)
+    if server_name is not None:
+        server_name = server_name[:SERVER_NAME_MAX_CHARS]
+    if len(detail) > DETAIL_MAX_CHARS:
+        detail = detail[: DETAIL_MAX_CHARS - 1] + "…"
+
+    repository = AuditRepository(session)
+    repository.lock_for_append()
+    last = repository.find_last()
+    entry = AuditEntry(
+        seq=1 if last is None else last.seq + 1,
+        at=at,
+        team=team,
+        channel=channel,
+        user=user,
+        action=action,
+        server_id=server_id,
+        server_name=server_name,
+        outcome=outcome,
+        detail=detail,
+        request_id=request_id,
+        prev_hash=GENESIS_HASH if last is None else last.hash,
+    )
+    entry.hash = entry_hash(entry)
+    repository.add(entry)
+    logger.debug("audit entry %d appended [%s]", entry.seq, request_id)
+    return entry
+
+
+def query(
+    session: Session,
+    *,
+    team: str,
+    channel: str,
+    server_id: int | None = None,
+    server_name: str | None = None,
+    user: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 20,
+    before_seq: int | None = None,
+) -> list[AuditEntry]:
+    """One channel's entries that match every given filter, newest first.
+
+    Args:
+        session: the caller's session.
+        team: Slack workspace id.
+        channel: Slack channel id; other channels' entries are never returned.
+        server_id: only entries about this server id.
+        server_name: only entries about a server of this name.
+        user: only entries by this Slack user id.
+        action: only this action.
+        outcome: only this outcome.
+        since: only entries at or after this time.
+        until: only entries before this time.
+        limit: at most this many entries.
+        before_seq: only entries appended before the entry at this position,
+            to page back from the oldest entry shown.
+
+    Raises:
+        ValueError: a ``limit`` below 1.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return AuditRepository(session).list_for_channel(
+        team=team,
+        channel=channel,
+        server_id=server_id,
+        server_name=server_name,
+        user=user,
+        action=action,
+        outcome=outcome,
+        since=since,
+        until=until,
+        before_seq=before_seq,
+        limit=limit,
+    )
+
+
+def to_dict(entry: AuditEntry) -> dict[str, Any]:
+    """The export shape of one entry: the keys of ``FIELDS``, in order."""
+    return {
+        "at": format_time(entry.at),
+        "team": entry.team,
+        "channel": entry.channel,
+        "user": entry.user,
+        "action": entry.action,
+        "server_id": entry.server_id,
+        "server_name": entry.server_name,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+        "request_id": entry.request_id,
+    }
+
+
+def export(
+    session: Session,
+    out: TextIO,
+    *,
+    fmt: str = "jsonl",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
+    """Write every entry, oldest first, streaming from the database.
+
+    Args:
+        session: a session that has not run anything yet, so that on SQLite
+            the export reads a snapshot without blocking writers.
+        out: where to write text.
+        fmt: ``jsonl`` (one JSON object per line) or ``csv`` (a header row,
+            then one row per entry; an absent value is an empty cell).
+        since: only entries at or after this time.
+        until: only entries before this time.
+
+    Returns:
+        How many entries were written.
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
+
+    begin_read_only(session)
+    entries = AuditRepository(session).iter_all(since=since, until=until)
+    if fmt == "jsonl":
+        return _write_jsonl(entries, out)
+    return _write_csv(entries, out)
+
+
+def _write_jsonl(entries: Iterator[AuditEntry], out: TextIO) -> int:
+    count = 0
+    for entry in entries:
+        out.write(json.dumps(to_dict(entry), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _write_csv(entries: Iterator[AuditEntry], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for entry in entries:
+        writer.writerow(to_dict(entry))
+        count += 1
+    return count
+
+
+def verify(session: Session) -> VerifyResult:
+    """Walk the whole chain and report the first entry that does not fit.
+
+    Reads in append order and keeps only the previous entry in memory.
+
+    Args:
+        session: a session that has not run anything yet, so that on SQLite
+            the walk reads a snapshot without blocking writers.
+    """
+    begin_read_only(session)
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    checked = 0
+    for entry in AuditRepository(session).iter_all():
+        checked += 1
+        problem = _chain_problem(entry, expected_seq, prev_hash)
+        if problem is not None:
+            bad_seq = min(entry.seq, expected_seq)
+            logger.warning("audit log verification failed: %s", problem)
+            return VerifyResult(
+                ok=False, checked=checked, first_bad_seq=bad_seq, problem=problem
+            )
+        expected_seq = entry.seq + 1
+        prev_hash = entry.hash
+
+    logger.info("audit log verified: %d entries", checked)
+    return VerifyResult(ok=True, checked=checked)
+
+
+def _chain_problem(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | None:
+    if entry.seq > expected_seq:
+        return _gap_problem(expected_seq, entry.seq)
+    if entry.seq < expected_seq:
+        return f"entry {entry.seq} was inserted (expected entry {expected_seq} next)"
+    content_ok = entry.hash == entry_hash(entry)
+    link_ok = entry.prev_hash == prev_hash
+    if content_ok and link_ok:
+        return None
+    if link_ok:
+        return f"entry {entry.seq} was changed"
+    if content_ok:
+        return f"entry {entry.seq} was inserted or its predecessor altered"
+    return f"entry {entry.seq} was inserted or changed"
+
+
+def _gap_problem(expected_seq: int, found_seq: int) -> str:
+    last_good = expected_seq - 1
+    if found_seq == expected_seq + 1:
+        missing = f"entry {expected_seq} is missing"
+    else:
+        missing = f"entries {expected_seq} to {found_seq - 1} are missing"
+    if last_good == 0:
+        return f"{missing} (the chain starts at {found_seq})"
+    return f"{missing} (the chain jumps from {last_good} to {found_seq})"
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    """The hex SHA-256 an entry should carry, from its content and ``prev_hash``."""
+    content = {
+        "at": format_time(entry.at),
+        "team": entry.team,
+        "channel": entry.channel,
+        "user": entry.user,
+        "action": entry.action,
+        "server_id": entry.server_id,
+        "server_name": entry.server_name,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+        "request_id": entry.request_id,
+        "seq": entry.seq,
+        "prev_hash": entry.prev_hash,
+    }
+    canonical = json.dumps(
+        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds and a ``Z``.
+
+    For example ``2024-05-01T09:30:00.000000Z``.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

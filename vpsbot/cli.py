@@ -1,0 +1,215 @@
+"""The ``vpsbot`` command: serve, socket, shell, sandbox, db and audit.
+
+This is the process entry point: the only place that reads the environment
+(through ``Settings.from_env``) and configures logging. A bad setting ends
+the program with one line naming it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+from dotenv import dotenv_values
+
+from vpsbot import __version__
+from vpsbot.config import Settings
+from vpsbot.errors import ConfigError, StoreUnavailableError, VpsbotError
+
+logger = logging.getLogger(__name__)
+
+
+def load_settings() -> Settings:
+    """Settings from ``.env`` in the working directory, overridden by the env."""
+    env = {
+        key: value
+        for key, value in dotenv_values(".env").items()
+        if value is not None
+    }
+    env.update(os.environ)
+    return Settings.from_env(env)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Bolt logs a rejected request's whole body (with its response_url) at
+    # INFO; keep Bolt's own loggers to warnings.
+    for name in ("vpsbot.bolt", "slack_bolt", "slack_sdk"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn vpsbot's known errors into one line on stderr and an exit status."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"vpsbot: configuration error: {exc}", err=True)
+        sys.exit(2)
+    except StoreUnavailableError as exc:
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "unknown"
+        click.echo(f"vpsbot: {exc} ({cause})", err=True)
+        sys.exit(1)
+    except VpsbotError as exc:
+        click.echo(f"vpsbot: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="vpsbot")
+def main() -> None:
+    """Run VPS.org servers from Slack, safely."""
+
+
+@main.command()
+@click.option("--sandbox", is_flag=True, help="Run the sandbox API in-process.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")
+def serve(sandbox: bool, host: str) -> None:
+    """HTTP mode: POST /slack/events, GET /healthz, GET /readyz."""
+    from vpsbot.runtime import run_http
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings)
+        run_http(settings, host=host, sandbox=sandbox)
+
+
+@main.command()
+@click.option("--sandbox", is_flag=True, help="Run the sandbox API in-process.")
+def socket(sandbox: bool) -> None:
+    """Socket Mode, for installs without a public URL."""
+    from vpsbot.runtime import run_socket_mode
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings)
+        run_socket_mode(settings, sandbox=sandbox)
+
+
+@main.command()
+def shell() -> None:
+    """A local chat with vpsbot; no Slack or VPS.org account needed."""
+    from vpsbot.shell import run_shell
+
+    with _clear_errors():
+        logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+        sys.exit(run_shell())
+
+
+@main.command()
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", default="sandbox-token", show_default=True)
+@click.option(
+    "--delay",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a server spends starting, stopping, rebooting or provisioning.",
+)
+def sandbox(port: int, token: str, delay: float) -> None:
+    """A local VPS.org API on 127.0.0.1, for trying things out."""
+    from vpsbot.vps.sandbox import run_sandbox
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    run_sandbox(host="127.0.0.1", port=port, token=token, transition_delay=delay)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending Alembic migrations."""
+    from vpsbot.store import upgrade_database
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings, logging.WARNING)
+        upgrade_database(settings.database_url)
+        click.echo("Database is up to date.")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+    show_default=True,
+)
+@click.option("--since", help="Only entries at or after this ISO 8601 time (UTC).")
+def audit_export(fmt: str, since: str | None) -> None:
+    """Print the audit log, oldest first."""
+    from vpsbot import audit as audit_log
+    from vpsbot.store import make_engine, make_session_factory, session_scope
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings, logging.WARNING)
+        since_at = _parse_since(since)
+        sessions = make_session_factory(make_engine(settings.database_url))
+        with session_scope(sessions) as session:
+            audit_log.export(session, sys.stdout, fmt=fmt, since=since_at)
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check that the audit log is complete and unaltered (exit 1 if not)."""
+    from vpsbot import audit as audit_log
+    from vpsbot.store import make_engine, make_session_factory, session_scope
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings, logging.WARNING)
+        sessions = make_session_factory(make_engine(settings.database_url))
+        with session_scope(sessions) as session:
+            result = audit_log.verify(session)
+        if result.ok:
+            click.echo(f"Audit log is whole: {result.checked} entries verified.")
+            return
+        click.echo(f"Audit log is NOT whole: {result.problem}", err=True)
+        sys.exit(1)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time", param_hint="--since"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,248 @@
+"""A stand-in for Slack's side of the conversation, on 127.0.0.1.
+
+The local shell and the tests point the app's Web API client here
+(``SLACK_API_URL``) and hand it ``response_url``s that lead here too. Every
+call is recorded in order, so the shell can show what the app said and tests
+can assert on it. Failures can be scripted per method (``not_in_channel``, a
+429 with Retry-After, ``expired_trigger_id``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One request the app made: a Web API method or a response_url post."""
+
+    kind: str  # "api" or "response"
+    name: str  # the API method, or the response_url's id
+    body: dict[str, Any]
+    token: str | None = None
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int = 200
+    retry_after: int | None = None
+    times: int = 1
+
+
+@dataclass
+class LocalSlack:
+    """Records what the app sends to Slack and answers like Slack would."""
+
+    team_id: str = "T0SHELL"
+    bot_user_id: str = "U0VPSBOT"
+    calls: list[SlackCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._ts = itertools.count(1)
+        self._views = itertools.count(1)
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Control
+
+    def start(self) -> LocalSlack:
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-slack", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LocalSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "LocalSlack is not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    @property
+    def api_url(self) -> str:
+        """What ``SLACK_API_URL`` should be to reach this stand-in."""
+        return self.base_url + "api/"
+
+    def response_url(self, name: str) -> str:
+        """A response_url that records its posts under ``name``."""
+        return f"{self.base_url}response/{name}"
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with an error."""
+        with self._lock:
+            self._failures.setdefault(method, deque()).append(
+                _Failure(error, status, retry_after, times)
+            )
+
+    # Reading what was sent
+
+    def api_calls(self, method: str) -> list[SlackCall]:
+        with self._lock:
+            return [c for c in self.calls if c.kind == "api" and c.name == method]
+
+    def responses(self, name: str | None = None) -> list[SlackCall]:
+        with self._lock:
+            return [
+                c
+                for c in self.calls
+                if c.kind == "response" and (name is None or c.name == name)
+            ]
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        """Wait until ``predicate(calls)`` is true; ``False`` on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: predicate(list(self.calls)), timeout)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    # Answering
+
+    def _record(self, call: SlackCall) -> None:
+        with self._lock:
+            self.calls.append(call)
+            self._lock.notify_all()
+
+    def _next_failure(self, method: str) -> _Failure | None:
+        with self._lock:
+            queue = self._failures.get(method)
+            if not queue:
+                return None
+            failure = queue[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                queue.popleft()
+            return failure
+
+    def answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        failure = self._next_failure(method)
+        if failure is not None:
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
+            return failure.status, {"ok": False, "error": failure.error}, headers
+        return 200, self._success(method, body), {}
+
+    def _success(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "team_id": self.team_id,
+                "user_id": self.bot_user_id,
+                "bot_id": "B0VPSBOT",
+                "url": "https://local.invalid/",
+            }
+        if method in ("chat.postMessage", "chat.update"):
+            ts = body.get("ts") or f"{1_700_000_000 + next(self._ts)}.000100"
+            return {"ok": True, "channel": body.get("channel"), "ts": ts}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{1_700_000_000 + next(self._ts)}.000200"}
+        if method in ("views.open", "views.update", "views.push"):
+            view = _as_dict(body.get("view"))
+            view_id = body.get("view_id") or f"V{next(self._views):08d}"
+            view.update({"id": view_id, "hash": f"h{next(self._views)}"})
+            return {"ok": True, "view": view}
+        return {"ok": True}
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _decode(content_type: str, raw: bytes) -> dict[str, Any]:
+    if "json" in content_type:
+        try:
+            parsed = json.loads(raw or b"{}")
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    fields: dict[str, Any] = dict(parse_qsl(raw.decode("utf-8", "replace")))
+    for key in ("blocks", "view", "attachments"):
+        if isinstance(fields.get(key), str):
+            try:
+                fields[key] = json.loads(fields[key])
+            except ValueError:
+                pass
+    return fields
+
+
+def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            length = int(self.headers.get("Content-Length") or 0)
+            body = _decode(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            if self.path.startswith("/api/"):
+                method = self.path.removeprefix("/api/").split("?")[0]
+                auth = self.headers.get("Authorization", "")
+                token = auth.removeprefix("Bearer ") if auth else body.get("token")
+                slack._record(SlackCall("api", method, body, token))
+                status, answer, headers = slack.answer(method, body)
+                self._send(status, answer, headers)
+            elif self.path.startswith("/response/"):
+                name = self.path.removeprefix("/response/")
+                slack._record(SlackCall("response", name, body))
+                self._send(200, None, {})
+            else:
+                self._send(404, {"ok": False, "error": "unknown_path"}, {})
+
+        def _send(self, status: int, answer: dict[str, Any] | None,
+                  headers: dict[str, str]) -> None:
+            payload = b"ok" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            ctype = "text/plain" if answer is None else "application/json"
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            logger.debug("local slack: " + format, *args)
+
+    return Handler

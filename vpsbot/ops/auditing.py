@@ -1,0 +1,88 @@
+"""Reading the audit log of a channel, for those the channel's policy allows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from vpsbot import audit
+from vpsbot.ops.context import Actor
+from vpsbot.ops.guard import Guard, Target
+from vpsbot.store import session_scope
+from vpsbot.store.models import AuditEntry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What ``/vps audit`` narrows the entries to; ``None`` means any."""
+
+    server: str | None = None
+    user: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def describe(self) -> str:
+        parts = [
+            f"{name}={value:%Y-%m-%d %H:%M}"
+            if isinstance(value, datetime)
+            else f"{name}={value}"
+            for name, value in vars(self).items()
+            if value is not None
+        ]
+        return " ".join(parts)
+
+
+class AuditOperations:
+    """``/vps audit``: this channel's entries, newest first."""
+
+    def __init__(self, *, guard: Guard, sessions: sessionmaker[Session]) -> None:
+        self._guard = guard
+        self._sessions = sessions
+
+    def recent(
+        self, actor: Actor, filters: AuditFilters, *, limit: int = 20
+    ) -> list[AuditEntry]:
+        """Entries of the asker's channel that match the filters.
+
+        Raises:
+            UserError: refused by policy.
+            StoreUnavailableError: the database did not answer.
+        """
+        target = Target.from_ref(filters.server)
+        self._guard.authorize(actor, "audit", target)
+        server_id = server_name = None
+        if filters.server is not None:
+            if filters.server.isdigit():
+                server_id = int(filters.server)
+            else:
+                server_name = filters.server
+        with session_scope(self._sessions) as session:
+            entries = audit.query(
+                session,
+                team=actor.team_id,
+                channel=actor.channel_id,
+                server_id=server_id,
+                server_name=server_name,
+                user=filters.user,
+                action=filters.action,
+                outcome=filters.outcome,
+                since=filters.since,
+                until=filters.until,
+                limit=limit,
+            )
+        self._guard.record(
+            actor,
+            "audit",
+            "succeeded",
+            target,
+            f"{len(entries)} entries"
+            + (f" ({filters.describe()})" if filters.describe() else ""),
+        )
+        return entries

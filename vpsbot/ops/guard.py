@@ -1,0 +1,228 @@
+"""The checks every operation goes through: policy, audit, once-only claims.
+
+An operation asks the guard for the channel's decision, records each attempt
+in the audit log, and claims a server before changing it so that two clicks
+or two processes never run the same change twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from vpsbot import audit
+from vpsbot.errors import (
+    ActionStateError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+    UserError,
+)
+from vpsbot.ops.context import Actor
+from vpsbot.policy import OPERATION_ACTIONS, ChannelRules, Decision, decide
+from vpsbot.store import ClaimRepository, PolicyRepository, session_scope
+
+logger = logging.getLogger(__name__)
+
+# A claim on a server outlives a hung provider call by this much at most; after
+# that another request may take it over.
+SERVER_CLAIM_TTL = 120.0
+
+
+class ApprovalUnavailableError(UserError):
+    """The action needs approval, and approval requests are not built yet."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The server an attempt is about, as far as it is known."""
+
+    server_id: int | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_ref(cls, ref: str | None) -> Target:
+        if ref is None:
+            return cls()
+        return cls(int(ref) if ref.isdigit() else None, ref)
+
+
+class Guard:
+    """Policy decisions, audit entries and claims, each in a short transaction."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], *, admins: tuple[str, ...]
+    ) -> None:
+        self._sessions = sessions
+        self.admins = admins
+
+    def rules(self, actor: Actor) -> ChannelRules:
+        """The channel's rules as they stand now.
+
+        Raises:
+            StoreUnavailableError: the database did not answer.
+        """
+        with session_scope(self._sessions) as session:
+            row = PolicyRepository(session).get(
+                team_id=actor.team_id, channel_id=actor.channel_id
+            )
+            if row is None:
+                return ChannelRules.unconfigured()
+            return ChannelRules(
+                rules={
+                    "read": row.read,
+                    "power": row.power,
+                    "create": row.create,
+                    "modify": row.modify,
+                    "delete": row.delete,
+                    "audit": row.audit,
+                },
+                approvers=tuple(row.approvers or ()),
+            )
+
+    def decision(self, actor: Actor, verb: str) -> Decision:
+        """Decide ``verb`` for ``actor`` against the channel's current policy."""
+        return decide(self.rules(actor), OPERATION_ACTIONS[verb], admins=self.admins)
+
+    def authorize(
+        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
+    ) -> None:
+        """Let the attempt through, or (when ``audited``) audit the refusal and raise.
+
+        Raises:
+            PermissionDeniedError: the rule is ``deny``.
+            ApprovalUnavailableError: the rule is ``approve``.
+            StoreUnavailableError: the database did not answer.
+        """
+        decision = self.decision(actor, verb)
+        if decision.allowed:
+            return
+        if decision.rule == "approve":
+            if audited:
+                self.record(
+                    actor,
+                    verb,
+                    "denied",
+                    target,
+                    "approval required; approval requests are not available yet",
+                )
+            raise ApprovalUnavailableError(
+                f"{decision.reason} in this channel, and approval requests are "
+                f"not available in this version of vpsbot yet. An admin can allow "
+                f"it here with `/vps policy {decision.action}=allow`."
+            )
+        if audited:
+            self.record(
+                actor, verb, "denied", target, f"policy: {decision.action}=deny"
+            )
+        raise PermissionDeniedError(decision.reason)
+
+    def record(
+        self, actor: Actor, verb: str, outcome: str, target: Target, detail: str = ""
+    ) -> None:
+        """Append one audit entry in its own transaction.
+
+        Raises:
+            StoreUnavailableError: the entry could not be written.
+        """
+        with session_scope(self._sessions) as session:
+            audit.record(
+                session,
+                team=actor.team_id,
+                channel=actor.channel_id,
+                user=actor.user_id,
+                action=verb,
+                outcome=outcome,
+                request_id=actor.request_id,
+                server_id=target.server_id,
+                server_name=target.server_name,
+                detail=detail,
+            )
+        logger.info(
+            "audit %s %s %s server=%s by %s in %s [%s]",
+            verb,
+            outcome,
+            detail,
+            target.server_name or target.server_id,
+            actor.user_id,
+            actor.channel_id,
+            actor.request_id,
+        )
+
+    def record_after_change(
+        self, actor: Actor, verb: str, outcome: str, target: Target, detail: str = ""
+    ) -> bool:
+        """Record the end of a change that already happened at the provider.
+
+        The change cannot be undone, so a failed write is logged in full (the
+        log then holds what the audit log should) and reported as ``False``.
+        """
+        try:
+            self.record(actor, verb, outcome, target, detail)
+        except StoreUnavailableError:
+            logger.error(
+                "audit entry could not be written after a change: %s",
+                json.dumps(
+                    {
+                        "team": actor.team_id,
+                        "channel": actor.channel_id,
+                        "user": actor.user_id,
+                        "action": verb,
+                        "outcome": outcome,
+                        "server_id": target.server_id,
+                        "server_name": target.server_name,
+                        "detail": detail,
+                        "request_id": actor.request_id,
+                    }
+                ),
+            )
+            return False
+        return True
+
+    @contextmanager
+    def claim(self, actor: Actor, key: str, busy_message: str) -> Iterator[None]:
+        """Hold ``key`` for the length of the block, or refuse if someone holds it.
+
+        Raises:
+            ActionStateError: another request holds the key.
+            StoreUnavailableError: the database did not answer.
+        """
+        now = datetime.now(UTC)
+        with session_scope(self._sessions) as session:
+            held = ClaimRepository(session).try_claim(
+                key=key,
+                request_id=actor.request_id,
+                ttl_seconds=SERVER_CLAIM_TTL,
+                now=now,
+            )
+        if not held:
+            raise ActionStateError(busy_message)
+        try:
+            yield
+        finally:
+            try:
+                with session_scope(self._sessions) as session:
+                    ClaimRepository(session).release(
+                        key=key, request_id=actor.request_id
+                    )
+            except StoreUnavailableError:
+                logger.warning("claim %s left to expire [%s]", key, actor.request_id)
+
+    def claim_forever(self, actor: Actor, key: str) -> bool:
+        """Take ``key`` for good; ``False`` when it was taken before.
+
+        Raises:
+            StoreUnavailableError: the database did not answer.
+        """
+        with session_scope(self._sessions) as session:
+            return ClaimRepository(session).try_claim(
+                key=key,
+                request_id=actor.request_id,
+                ttl_seconds=None,
+                now=datetime.now(UTC),
+            )

@@ -1,0 +1,354 @@
+"""Server use cases, free of Slack: list, show, power, rename, backups, delete.
+
+Each one follows the same path: policy check, then the provider, with every
+attempt written to the audit log. A change first claims its server in the
+database, so a second click or a second process cannot send it twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from vpsbot.errors import ActionStateError, ServerLookupError, UserError
+from vpsbot.ops.context import Actor
+from vpsbot.ops.guard import Guard, Target
+from vpsbot.vps import NotFoundError, Server, VpsApiError, VpsClient
+
+logger = logging.getLogger(__name__)
+
+PowerVerb = str  # "start" | "stop" | "reboot"
+
+_POWER_PROGRESS = {"start": "starting", "stop": "stopping", "reboot": "rebooting"}
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What a change did, for the announcement in the channel."""
+
+    verb: str
+    server: Server
+    summary: str
+    audit_recorded: bool = True
+
+
+class ServerOperations:
+    """The server commands of the contract, checked and audited."""
+
+    def __init__(self, *, guard: Guard, vps: VpsClient) -> None:
+        self._guard = guard
+        self._vps = vps
+
+    # Reads
+
+    def list_servers(
+        self, actor: Actor, *, status: str | None = None, location: str | None = None
+    ) -> list[Server]:
+        """Servers of the account, filtered by status and location.
+
+        Raises:
+            UserError: refused by policy.
+            VpsApiError: the provider failed.
+        """
+        self._guard.authorize(actor, "list", Target())
+        filters = " ".join(
+            f"{key}={value}"
+            for key, value in (("status", status), ("location", location))
+            if value
+        )
+        with self._audited_failure(actor, "list", Target()):
+            servers = self._vps.get_all(
+                status=status, location=location, request_id=actor.request_id
+            )
+        detail = f"{len(servers)} servers" + (f" ({filters})" if filters else "")
+        self._guard.record(actor, "list", "succeeded", Target(), detail)
+        return servers
+
+    def show_server(self, actor: Actor, ref: str) -> Server:
+        """One server in detail.
+
+        Raises:
+            UserError: refused by policy, or no such server.
+            VpsApiError: the provider failed.
+        """
+        self._guard.authorize(actor, "show", Target.from_ref(ref))
+        server = self._resolve(actor, "show", ref, detailed=True)
+        self._guard.record(actor, "show", "succeeded", _target(server))
+        return server
+
+    def resolve_for(self, actor: Actor, verb: str, ref: str) -> Server:
+        """Check the policy for ``verb`` and find the server, without auditing.
+
+        Used before opening a dialog: opening one is not an attempt, its
+        submission is.
+
+        Raises:
+            UserError: refused by policy, no such server, or the state forbids it.
+            VpsApiError: the provider failed.
+        """
+        self._guard.authorize(actor, verb, Target.from_ref(ref), audited=False)
+        server = self._find(actor, ref, detailed=True)
+        if verb == "delete" and not server.can_delete:
+            raise ActionStateError(
+                f"{server.name} is {server.status}; it can be deleted once it settles."
+            )
+        return server
+
+    # Power
+
+    def power(
+        self, actor: Actor, verb: PowerVerb, ref: str, *, reason: str | None = None
+    ) -> ChangeResult:
+        """Start, stop or reboot a server after reading its current state.
+
+        Raises:
+            UserError: refused by policy, no such server, wrong state, or busy.
+            VpsApiError: the provider failed or its answer was lost.
+        """
+        target = Target.from_ref(ref)
+        self._guard.authorize(actor, verb, target)
+        server = self._resolve(actor, verb, ref)
+        target = _target(server)
+        self._check_power_state(actor, verb, server)
+
+        with self._claimed(actor, verb, server):
+            with self._audited_failure(actor, verb, target, reason):
+                result = getattr(self._vps, verb)(
+                    server.id, request_id=actor.request_id
+                )
+        after = dataclasses.replace(
+            server, status=result.server_status or _POWER_PROGRESS[verb]
+        )
+        recorded = self._guard.record_after_change(
+            actor, verb, "succeeded", target, _with_reason(result.message, reason)
+        )
+        return ChangeResult(verb, after, f"{server.name} is {after.status}", recorded)
+
+    # Edits
+
+    def rename(
+        self, actor: Actor, ref: str, new_name: str, *, reason: str | None = None
+    ) -> ChangeResult:
+        """Rename a server with a PATCH of its name only.
+
+        Raises:
+            UserError: refused by policy, no such server, or busy.
+            VpsApiError: the provider refused the name or failed.
+        """
+        self._guard.authorize(actor, "rename", Target.from_ref(ref))
+        server = self._resolve(actor, "rename", ref)
+        target = _target(server)
+        if server.name == new_name:
+            self._guard.record(
+                actor, "rename", "succeeded", target, "name unchanged; nothing sent"
+            )
+            return ChangeResult(
+                "rename", server, f"{server.name} already has that name"
+            )
+
+        with self._claimed(actor, "rename", server):
+            with self._audited_failure(actor, "rename", target, reason):
+                after = self._vps.patch(
+                    server.id, name=new_name, request_id=actor.request_id
+                )
+        recorded = self._guard.record_after_change(
+            actor,
+            "rename",
+            "succeeded",
+            target,
+            _with_reason(f"renamed {server.name} to {after.name}", reason),
+        )
+        summary = f"{server.name} is now called {after.name}"
+        return ChangeResult("rename", after, summary, recorded)
+
+    def set_backups(
+        self, actor: Actor, ref: str, enabled: bool, *, reason: str | None = None
+    ) -> ChangeResult:
+        """Turn backups on or off with a PATCH of that field only.
+
+        Raises:
+            UserError: refused by policy, no such server, or busy.
+            VpsApiError: the provider failed.
+        """
+        self._guard.authorize(actor, "backups", Target.from_ref(ref))
+        server = self._resolve(actor, "backups", ref)
+        target = _target(server)
+        word = "on" if enabled else "off"
+        if server.backups_enabled is enabled:
+            self._guard.record(
+                actor, "backups", "succeeded", target, f"already {word}; nothing sent"
+            )
+            return ChangeResult(
+                "backups", server, f"backups were already {word} for {server.name}"
+            )
+
+        with self._claimed(actor, "backups", server):
+            with self._audited_failure(actor, "backups", target, reason):
+                after = self._vps.patch(
+                    server.id, backups_enabled=enabled, request_id=actor.request_id
+                )
+        recorded = self._guard.record_after_change(
+            actor,
+            "backups",
+            "succeeded",
+            target,
+            _with_reason(f"backups {word}", reason),
+        )
+        return ChangeResult(
+            "backups", after, f"backups are now {word} for {after.name}", recorded
+        )
+
+    # Delete
+
+    def delete(
+        self,
+        actor: Actor,
+        *,
+        server_id: int,
+        expected_name: str,
+        submission_id: str,
+        reason: str | None = None,
+    ) -> ChangeResult:
+        """Delete a server whose name the user typed in the confirmation dialog.
+
+        The dialog's submission is claimed for good first, so submitting it
+        twice deletes once. The server is read again: if it was renamed or is
+        gone since the dialog opened, nothing is deleted.
+
+        Raises:
+            UserError: a repeated submission, refused by policy, a changed or
+                missing server, or busy.
+            VpsApiError: the provider failed or its answer was lost.
+        """
+        if not self._guard.claim_forever(actor, f"delete-dialog:{submission_id}"):
+            logger.info("repeated delete submission %s ignored", submission_id)
+            raise ActionStateError(
+                f"This delete of {expected_name} was already submitted; "
+                f"it is not sent twice."
+            )
+        target = Target(server_id, expected_name)
+        self._guard.authorize(actor, "delete", target)
+        server = self._resolve(actor, "delete", str(server_id))
+        if server.name != expected_name:
+            detail = f"renamed to {server.name} since the dialog opened; not deleted"
+            self._guard.record(actor, "delete", "failed", target, detail)
+            raise ActionStateError(
+                f"Server {server_id} is now called {server.name}, not "
+                f"{expected_name}, so nothing was deleted. Open the dialog again."
+            )
+        if not server.can_delete:
+            self._fail_state(
+                actor, "delete", server, f"{server.name} is {server.status}"
+            )
+
+        with self._claimed(actor, "delete", server):
+            with self._audited_failure(actor, "delete", target, reason):
+                self._vps.delete(server.id, request_id=actor.request_id)
+        recorded = self._guard.record_after_change(
+            actor, "delete", "succeeded", target, _with_reason("deleted", reason)
+        )
+        gone = dataclasses.replace(server, status="deleted")
+        return ChangeResult("delete", gone, f"{server.name} was deleted", recorded)
+
+    # Helpers
+
+    def _resolve(
+        self, actor: Actor, verb: str, ref: str, *, detailed: bool = False
+    ) -> Server:
+        """Find the server for an attempt, auditing a failed lookup."""
+        with self._audited_failure(actor, verb, Target.from_ref(ref)):
+            return self._find(actor, ref, detailed=detailed)
+
+    def _find(self, actor: Actor, ref: str, *, detailed: bool) -> Server:
+        """A server by numeric id, else by exact name.
+
+        Raises:
+            ServerLookupError: no server, or several with that name.
+        """
+        if ref.isdigit():
+            try:
+                return self._vps.get_by_id(int(ref), request_id=actor.request_id)
+            except NotFoundError:
+                logger.debug("no server with id %s; trying it as a name", ref)
+
+        servers = self._vps.get_all(request_id=actor.request_id)
+        matches = [server for server in servers if server.name == ref]
+        if len(matches) > 1:
+            ids = ", ".join(str(server.id) for server in matches)
+            raise ServerLookupError(
+                f"{len(matches)} servers are named {ref} (ids {ids}); "
+                f"use the id instead, e.g. `/vps show {matches[0].id}`."
+            )
+        if not matches:
+            names = [server.name for server in servers]
+            close = difflib.get_close_matches(ref, names, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ServerLookupError(
+                f"There is no server called {ref}.{hint} `/vps list` shows the servers."
+            )
+        if detailed:
+            return self._vps.get_by_id(matches[0].id, request_id=actor.request_id)
+        return matches[0]
+
+    def _check_power_state(self, actor: Actor, verb: str, server: Server) -> None:
+        """Refuse a power action that the server's state makes pointless."""
+        allowed = {
+            "start": server.can_start,
+            "stop": server.can_stop,
+            "reboot": server.can_reboot,
+        }[verb]
+        if allowed:
+            return
+        if verb == "start" and server.status == "active":
+            sentence = f"{server.name} is already running"
+        elif verb == "stop" and server.status == "stopped":
+            sentence = f"{server.name} is already stopped"
+        else:
+            sentence = f"{server.name} is {server.status}, so it cannot {verb} now"
+        self._fail_state(actor, verb, server, sentence)
+
+    def _fail_state(self, actor: Actor, verb: str, server: Server, why: str) -> None:
+        self._guard.record(actor, verb, "failed", _target(server), why)
+        raise ActionStateError(f"{why}; nothing was done.")
+
+    @contextmanager
+    def _claimed(self, actor: Actor, verb: str, server: Server) -> Iterator[None]:
+        busy = (
+            f"Another change to {server.name} is under way; "
+            f"try again when it has finished."
+        )
+        try:
+            with self._guard.claim(actor, f"server:{actor.team_id}:{server.id}", busy):
+                yield
+        except ActionStateError as exc:
+            if str(exc) == busy:
+                self._guard.record(actor, verb, "failed", _target(server), "busy")
+            raise
+
+    @contextmanager
+    def _audited_failure(
+        self, actor: Actor, verb: str, target: Target, reason: str | None = None
+    ) -> Iterator[None]:
+        """Audit a provider or lookup failure as ``failed`` and let it propagate."""
+        try:
+            yield
+        except VpsApiError as exc:
+            self._guard.record_after_change(
+                actor, verb, "failed", target, _with_reason(exc.user_message, reason)
+            )
+            raise
+        except ServerLookupError as exc:
+            self._guard.record(actor, verb, "failed", target, str(exc))
+            raise
+
+
+def _target(server: Server) -> Target:
+    return Target(server.id, server.name)
+
+
+def _with_reason(detail: str, reason: str | None) -> str:
+    return f"{detail} (reason: {reason})" if reason else detail

@@ -1,0 +1,91 @@
+"""Starting vpsbot for real: HTTP (``serve``) or Socket Mode (``socket``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from vpsbot.app import VpsBot, create_app
+from vpsbot.config import Settings
+from vpsbot.store import make_engine, make_session_factory, upgrade_database
+from vpsbot.vps import VpsClient
+from vpsbot.web import SlackWsgiApp
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_TOKEN = "sandbox-token"
+
+
+@contextmanager
+def _provider(settings: Settings, sandbox: bool) -> Iterator[VpsClient | None]:
+    """The in-process sandbox's client with ``--sandbox``, else ``None``."""
+    if not sandbox:
+        yield None
+        return
+    from vpsbot.vps.sandbox import Sandbox, SandboxServer
+
+    server = SandboxServer(Sandbox(token=SANDBOX_TOKEN))
+    server.start()
+    logger.info("sandbox VPS.org API at %s", server.url)
+    client = VpsClient(server.url, SANDBOX_TOKEN, pool_size=settings.worker_threads)
+    try:
+        yield client
+    finally:
+        server.stop()
+
+
+def _build(settings: Settings, vps: VpsClient | None) -> tuple[VpsBot, object]:
+    upgrade_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    bot = create_app(settings, vps=vps, sessions=make_session_factory(engine))
+    return bot, engine
+
+
+def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
+    """Serve Slack's requests over HTTP until interrupted.
+
+    Raises:
+        ConfigError: a required setting is missing.
+    """
+    import waitress
+
+    settings.require("slack_signing_secret", "slack_bot_token")
+    with _provider(settings, sandbox) as vps:
+        bot, engine = _build(settings, vps)
+        app = SlackWsgiApp(bot.bolt, engine)  # type: ignore[arg-type]
+        logger.info("vpsbot serving on http://%s:%d/slack/events", host, settings.port)
+        try:
+            waitress.serve(
+                app,
+                host=host,
+                port=settings.port,
+                threads=max(8, settings.worker_threads),
+                ident="vpsbot",
+            )
+        finally:
+            bot.close()
+
+
+def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
+    """Hold a Socket Mode connection to Slack until interrupted.
+
+    Raises:
+        ConfigError: a required setting is missing.
+    """
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    settings.require("slack_app_token", "slack_bot_token")
+    # Socket Mode frames are authenticated by the app-level token; Bolt does
+    # not verify signatures there, so any placeholder secret will do.
+    if not settings.slack_signing_secret:
+        from vpsbot.config import Secret
+
+        settings = settings.replace(slack_signing_secret=Secret("socket-mode"))
+    with _provider(settings, sandbox) as vps:
+        bot, _ = _build(settings, vps)
+        assert settings.slack_app_token is not None
+        try:
+            SocketModeHandler(bot.bolt, settings.slack_app_token.value).start()
+        finally:
+            bot.close()

@@ -1,0 +1,422 @@
+"""``vpsbot shell``: a local chat with the real app, no accounts needed.
+
+The shell starts the sandbox provider and a stand-in for Slack on 127.0.0.1,
+a SQLite database of its own, and the same Bolt app that ``serve`` runs. What
+you type becomes the payload Slack would send, signed as Slack would sign it;
+what the app sends back to "Slack" is printed as text. Buttons become numbered
+choices, confirm dialogs become yes/no questions and modals become prompts.
+Standard input that is not a terminal is read as a script, one line at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from slack_bolt import BoltRequest
+from slack_sdk import WebClient
+
+from vpsbot import payloads
+from vpsbot.app import VpsBot, create_app
+from vpsbot.config import Secret, Settings
+from vpsbot.localslack import LocalSlack, SlackCall
+from vpsbot.store import (
+    PolicyRepository,
+    make_engine,
+    make_session_factory,
+    session_scope,
+    upgrade_database,
+)
+from vpsbot.vps import VpsClient
+from vpsbot.vps.sandbox import Sandbox, SandboxServer
+
+logger = logging.getLogger(__name__)
+
+TEAM = "T0SHELL"
+CHANNEL = "C0SHELL"
+CHANNEL_NAME = "ops"
+USERS = {"alice": "U0ALICE", "bob": "U0BOB"}
+SIGNING_SECRET = "shell-signing-secret"
+SANDBOX_TOKEN = "sandbox-token"
+# The channel's rules at start, as the contract's demo describes them.
+DEMO_RULES = {
+    "read": "allow",
+    "power": "allow",
+    "audit": "allow",
+    "create": "approve",
+    "modify": "approve",
+    "delete": "approve",
+}
+
+BANNER = """\
+vpsbot shell — a local chat with vpsbot, its sandbox VPS.org and channel #ops.
+You are {user} (an admin). Switch with `:as bob` (not an admin) or `:as alice`.
+Type Slack commands such as `/vps help`, `/vps list`, `/vps show web-01`.
+Press a button by typing its number. `:help` lists shell commands, `:quit` leaves.
+In #ops, read, power and audit are allowed; create, modify and delete need
+approval (`/vps policy modify=allow delete=allow` lets alice try them directly).
+"""
+
+SHELL_HELP = """\
+:as NAME     act as another user (alice is an admin, bob is not)
+:users       list the users
+:quit        leave (also Ctrl-D)
+N            press button N of the messages above
+/vps …       a slash command (the leading slash is optional)
+"""
+
+
+@dataclass
+class Button:
+    """A button shown to the user, remembered so that its number can be pressed."""
+
+    action: dict[str, Any]
+    message: dict[str, Any]
+    confirm: dict[str, Any] | None
+
+
+class Shell:
+    """The local chat loop around one in-process vpsbot."""
+
+    def __init__(
+        self,
+        *,
+        stdin: TextIO,
+        stdout: TextIO,
+        interactive: bool,
+        transition_delay: float = 5.0,
+    ) -> None:
+        self._in = stdin
+        self._out = stdout
+        self._interactive = interactive
+        self._transition_delay = transition_delay
+        self._user = "alice"
+        self._seen = 0
+        self._buttons: dict[int, Button] = {}
+        self._next_button = 1
+        self._next_response = 1
+        self._tmp = tempfile.TemporaryDirectory(prefix="vpsbot-shell-")
+        self._sandbox_server: SandboxServer | None = None
+        self._slack: LocalSlack | None = None
+        self._bot: VpsBot | None = None
+
+    # Set-up
+
+    def start(self) -> None:
+        self._sandbox_server = SandboxServer(
+            Sandbox(token=SANDBOX_TOKEN, transition_delay=self._transition_delay)
+        )
+        self._sandbox_server.start()
+        self._slack = LocalSlack(team_id=TEAM).start()
+
+        database_url = f"sqlite:///{Path(self._tmp.name) / 'shell.db'}"
+        upgrade_database(database_url)
+        sessions = make_session_factory(make_engine(database_url))
+        with session_scope(sessions) as session:
+            PolicyRepository(session).set_rules(
+                team_id=TEAM, channel_id=CHANNEL, rules=DEMO_RULES, updated_by="shell"
+            )
+
+        settings = Settings(
+            slack_signing_secret=Secret(SIGNING_SECRET),
+            slack_api_url=self._slack.api_url,
+            database_url=database_url,
+            admins=(USERS["alice"],),
+            worker_threads=4,
+        )
+        self._bot = create_app(
+            settings,
+            vps=VpsClient(self._sandbox_server.url, SANDBOX_TOKEN),
+            sessions=sessions,
+            slack_client=WebClient(token="xoxb-local-shell", base_url=self._slack.api_url),
+        )
+
+    def close(self) -> None:
+        if self._bot is not None:
+            self._bot.close()
+        if self._slack is not None:
+            self._slack.stop()
+        if self._sandbox_server is not None:
+            self._sandbox_server.stop()
+        self._tmp.cleanup()
+
+    # The loop
+
+    def run(self) -> int:
+        self._print(BANNER.format(user=self._user))
+        for line in self._lines(lambda: f"{self._user}@#{CHANNEL_NAME}> "):
+            if line in (":quit", ":exit", ":q"):
+                break
+            self._handle(line)
+        return 0
+
+    def _handle(self, line: str) -> None:
+        if line.startswith(":"):
+            self._shell_command(line)
+        elif line.isdigit():
+            self._press(int(line))
+        elif line.startswith(("/vps", "vps")):
+            text = line.split(maxsplit=1)[1] if " " in line else ""
+            self._slash(text)
+        else:
+            self._print("Type a /vps command, a button number, or :help.")
+
+    def _shell_command(self, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == ":as" and rest.strip() in USERS:
+            self._user = rest.strip()
+            self._print(f"You are now {self._user}.")
+        elif word == ":users":
+            for name, user_id in USERS.items():
+                admin = " (admin)" if name == "alice" else ""
+                self._print(f"{name}  {user_id}{admin}")
+        elif word == ":help":
+            self._print(SHELL_HELP)
+        else:
+            self._print(f"Unknown shell command. {SHELL_HELP}")
+
+    # Sending what Slack would send
+
+    def _slash(self, text: str) -> None:
+        body = payloads.slash_command(
+            text,
+            team_id=TEAM,
+            channel_id=CHANNEL,
+            channel_name=CHANNEL_NAME,
+            user_id=USERS[self._user],
+            user_name=self._user,
+            response_url=self._new_response_url(),
+        )
+        self._dispatch(body)
+
+    def _press(self, number: int) -> None:
+        button = self._buttons.get(number)
+        if button is None:
+            self._print(f"There is no button {number}.")
+            return
+        if button.confirm and not self._confirm(button.confirm):
+            self._print("Cancelled.")
+            return
+        body = payloads.block_action(
+            button.action,
+            team_id=TEAM,
+            channel_id=CHANNEL,
+            user_id=USERS[self._user],
+            response_url=self._new_response_url(),
+            message=button.message,
+        )
+        self._dispatch(body)
+
+    def _submit_view(self, view: dict[str, Any]) -> None:
+        """Ask for each input of a modal, then submit it (again on errors)."""
+        while True:
+            values: dict[str, dict[str, Any]] = {}
+            for block in view.get("blocks", []):
+                if block.get("type") != "input":
+                    continue
+                label = _plain(block.get("label"))
+                answer = self._ask(f"{label}: ")
+                if answer is None or answer == "":
+                    self._print("Dialog closed; nothing was submitted.")
+                    return
+                action_id = block["element"]["action_id"]
+                values[block["block_id"]] = {action_id: answer}
+            body = payloads.view_submission(
+                view, values, team_id=TEAM, user_id=USERS[self._user]
+            )
+            response = self._dispatch(body, render_ack=False)
+            errors = _view_errors(response)
+            if not errors:
+                return
+            for message in errors.values():
+                self._print(f"  ! {message}")
+
+    def _dispatch(self, body: str, *, render_ack: bool = True) -> dict[str, Any]:
+        assert self._bot is not None
+        headers = payloads.signed_headers(SIGNING_SECRET, body)
+        response = self._bot.bolt.dispatch(BoltRequest(body=body, headers=headers))
+        answer = _json(response.body)
+        if render_ack and answer.get("text"):
+            self._print(f"[only you] {self._humanise(answer['text'])}")
+        self._bot.background.wait_idle(timeout=60)
+        self._render_new_calls()
+        return answer
+
+    def _new_response_url(self) -> str:
+        assert self._slack is not None
+        name = f"r{self._next_response}"
+        self._next_response += 1
+        return self._slack.response_url(name)
+
+    # Showing what the app sent to Slack
+
+    def _render_new_calls(self) -> None:
+        assert self._slack is not None
+        calls = self._slack.calls[self._seen :]
+        self._seen += len(calls)
+        pending_view: dict[str, Any] | None = None
+        for call in calls:
+            view = self._render_call(call)
+            if view is not None:
+                pending_view = view
+        if pending_view is not None and pending_view.get("submit"):
+            self._submit_view(pending_view)
+
+    def _render_call(self, call: SlackCall) -> dict[str, Any] | None:
+        body = call.body
+        if call.kind == "response":
+            if body.get("replace_original") in (True, "true"):
+                where = "[updated message]"
+            elif body.get("response_type") == "in_channel":
+                where = f"[#{CHANNEL_NAME}]"
+            else:
+                where = "[only you]"
+            self._render_message(where, body)
+        elif call.name == "chat.postMessage":
+            self._render_message(f"[#{CHANNEL_NAME}] vpsbot:", body)
+        elif call.name == "chat.postEphemeral":
+            self._render_message("[only you]", body)
+        elif call.name in ("views.open", "views.update"):
+            view = body.get("view") or {}
+            if call.name == "views.update" or not view.get("submit"):
+                self._render_view(view)
+            return {**view, "id": body.get("view_id") or "V-local", "hash": "h"}
+        return None
+
+    def _render_message(self, where: str, message: dict[str, Any]) -> None:
+        blocks = message.get("blocks")
+        if not blocks:
+            self._print(f"{where} {self._humanise(message.get('text', ''))}")
+            return
+        self._print(where)
+        for line in self._render_blocks(blocks, message):
+            self._print(f"  {line}")
+
+    def _render_view(self, view: dict[str, Any]) -> None:
+        self._print(f"┌─ dialog: {_plain(view.get('title'))}")
+        for line in self._render_blocks(view.get("blocks", []), {}):
+            self._print(f"│ {line}")
+        self._print("└─")
+
+    def _render_blocks(
+        self, blocks: list[dict[str, Any]], message: dict[str, Any]
+    ) -> Iterator[str]:
+        for block in blocks:
+            kind = block.get("type")
+            if kind in ("section", "header"):
+                text = block.get("text")
+                if text:
+                    yield from self._humanise(_plain(text)).splitlines()
+                for field in block.get("fields", []):
+                    yield "  " + self._humanise(_plain(field)).replace("\n", ": ", 1)
+                accessory = block.get("accessory")
+                if accessory and accessory.get("type") == "button":
+                    yield "  " + self._remember(accessory, message)
+            elif kind == "actions":
+                yield "  ".join(
+                    self._remember(element, message)
+                    for element in block.get("elements", [])
+                    if element.get("type") == "button"
+                )
+            elif kind == "context":
+                for element in block.get("elements", []):
+                    yield "  (" + self._humanise(_plain(element)) + ")"
+            elif kind == "divider":
+                yield "—" * 20
+
+    def _remember(self, button: dict[str, Any], message: dict[str, Any]) -> str:
+        number = self._next_button
+        self._next_button += 1
+        self._buttons[number] = Button(
+            action={
+                "action_id": button["action_id"],
+                "value": button.get("value"),
+                "text": _plain(button.get("text")),
+            },
+            message={"type": "message", "blocks": message.get("blocks", [])},
+            confirm=button.get("confirm"),
+        )
+        return f"[{number}] {_plain(button.get('text'))}"
+
+    def _confirm(self, confirm: dict[str, Any]) -> bool:
+        self._print(f"{_plain(confirm.get('title'))} {_plain(confirm.get('text'))}")
+        answer = self._ask(f"{_plain(confirm.get('confirm'))}? [y/N] ")
+        return (answer or "").strip().lower() in ("y", "yes")
+
+    def _humanise(self, text: str) -> str:
+        names = {user_id: name for name, user_id in USERS.items()}
+
+        def mention(match: re.Match[str]) -> str:
+            return "@" + (match.group(2) or names.get(match.group(1), match.group(1)))
+
+        text = re.sub(r"<@([A-Z0-9]+)(?:\|([^>]+))?>", mention, text)
+        return re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
+
+    # Input and output
+
+    def _lines(self, prompt: Callable[[], str]) -> Iterator[str]:
+        while True:
+            line = self._ask(prompt())
+            if line is None:
+                return
+            if line.strip():
+                yield line.strip()
+
+    def _ask(self, prompt: str) -> str | None:
+        if self._interactive:
+            try:
+                return input(prompt)
+            except EOFError:
+                self._print("")
+                return None
+        line = self._in.readline()
+        if not line:
+            return None
+        self._print(prompt + line.rstrip("\n"))
+        return line.rstrip("\n")
+
+    def _print(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("text", ""))
+    return "" if value is None else str(value)
+
+
+def _json(body: str | None) -> dict[str, Any]:
+    import json
+
+    if not body:
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return {"text": body}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _view_errors(answer: dict[str, Any]) -> dict[str, str]:
+    if answer.get("response_action") == "errors":
+        return dict(answer.get("errors") or {})
+    return {}
+
+
+def run_shell(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Run the shell until the user leaves; the exit status."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    shell = Shell(stdin=stdin, stdout=stdout, interactive=stdin.isatty())
+    try:
+        shell.start()
+        return shell.run()
+    finally:
+        shell.close()

@@ -1,0 +1,109 @@
+"""Buttons on server cards: Show, Start, Stop, Reboot and Delete.
+
+The policy is checked again on every click, as it stands at that moment; the
+card a button sits on may be hours old.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from vpsbot.ops import Actor
+from vpsbot.slack import blocks, messages
+from vpsbot.slack.context import SlackContext, actor_from_action
+from vpsbot.slack.ids import DELETE_BUTTON, POWER_BUTTONS, SHOW_BUTTON
+from vpsbot.slack.replies import Replies
+
+logger = logging.getLogger(__name__)
+
+_SERVER_ID = re.compile(r"^\d{1,18}$")
+_VERBS = {action_id: verb for verb, action_id in POWER_BUTTONS.items()}
+
+
+def register(app: App, slack: SlackContext) -> None:
+    """Wire the server buttons."""
+
+    def press_server_button(ack: Ack, body: dict[str, Any], client: WebClient,
+                            context: dict[str, Any]) -> None:
+        """A Show, Start, Stop, Reboot or Delete button on a server message."""
+        action = (body.get("actions") or [{}])[0]
+        action_id = action.get("action_id", "")
+        value = str(action.get("value") or "")
+        actor = actor_from_action(body, context)
+        if actor is None or not _SERVER_ID.match(value):
+            ack()
+            _answer_now(client, body, actor, messages.channel_unknown())
+            return
+        replies = Replies(
+            client=client,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            response_url=body.get("response_url"),
+            request_id=actor.request_id,
+        )
+
+        if action_id == DELETE_BUTTON:
+            slack.dialogs.open_delete(
+                client=client,
+                trigger_id=body.get("trigger_id", ""),
+                actor=actor,
+                ref=value,
+                replies=replies,
+                reason=None,
+            )
+        elif action_id == SHOW_BUTTON:
+            slack.background.run(
+                actor.request_id, replies.ephemeral, lambda: _show(slack, actor, value, replies)
+            )
+        else:
+            verb = _VERBS[action_id]
+            slack.background.run(
+                actor.request_id,
+                replies.ephemeral,
+                lambda: _power(slack, actor, verb, value, replies),
+            )
+        ack()
+
+    matcher = re.compile(
+        "^(" + "|".join([SHOW_BUTTON, DELETE_BUTTON, *POWER_BUTTONS.values()]) + ")$"
+    )
+    app.action(matcher)(press_server_button)
+
+
+def _show(slack: SlackContext, actor: Actor, server_id: str, replies: Replies) -> None:
+    server = slack.ops.servers.show_server(actor, server_id)
+    replies.ephemeral(f"{server.name}: {server.status}", blocks.server_card(server))
+
+
+def _power(
+    slack: SlackContext, actor: Actor, verb: str, server_id: str, replies: Replies
+) -> None:
+    result = slack.ops.servers.power(actor, verb, server_id)
+    text = messages.announcement(actor, result, None)
+    if not result.audit_recorded:
+        text += "\n" + messages.audit_not_recorded()
+    replies.announce(text, blocks.announcement(text))
+    replies.replace_original(
+        f"{result.server.name}: {result.server.status}",
+        blocks.server_card(result.server, note=f"Updated after <@{actor.user_id}>'s "
+                           f"{verb}."),
+    )
+
+
+def _answer_now(
+    client: WebClient, body: dict[str, Any], actor: Actor | None, text: str
+) -> None:
+    url = body.get("response_url")
+    if url:
+        Replies(
+            client=client,
+            channel_id=None,
+            user_id=actor.user_id if actor else "",
+            response_url=url,
+            request_id=actor.request_id if actor else "-",
+        ).ephemeral(text)

@@ -1,0 +1,57 @@
+"""Builds the Bolt app and registers every listener."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from vpsbot.ops import Operations
+from vpsbot.slack import actions, commands, middleware, views
+from vpsbot.slack.context import SlackContext
+from vpsbot.slack.views import DeleteDialogs
+from vpsbot.slack.worker import Background
+
+logger = logging.getLogger(__name__)
+
+# Bolt's listeners only parse, hand work to our pools and acknowledge, so a
+# modest pool keeps up; Bolt's default of five is raised for bursts.
+LISTENER_THREADS = 16
+
+
+def build_bolt_app(
+    *,
+    signing_secret: str,
+    client: WebClient,
+    ops: Operations,
+    background: Background,
+) -> App:
+    """A Bolt app for one workspace, answering through ``client``.
+
+    Args:
+        signing_secret: verifies every HTTP request from Slack.
+        client: the Web API client (its base URL honours ``SLACK_API_URL``).
+        ops: the use cases.
+        background: the pools that run work after acknowledgement.
+    """
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        token_verification_enabled=False,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"
+        ),
+        logger=logging.getLogger("vpsbot.bolt"),
+    )
+    slack = SlackContext(
+        ops=ops,
+        background=background,
+        dialogs=DeleteDialogs(ops=ops, background=background),
+    )
+    middleware.register(app)
+    commands.register(app, slack)
+    actions.register(app, slack)
+    views.register(app, slack.dialogs)
+    return app

@@ -1,0 +1,163 @@
+"""The ``/vps`` slash command: parse, acknowledge, hand over, answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from vpsbot.ops import Actor, AuditFilters, Operations
+from vpsbot.slack import blocks, messages
+from vpsbot.slack.context import SlackContext, actor_from_command
+from vpsbot.slack.ids import COMMAND
+from vpsbot.slack.parsing import Command, ParseError, parse
+from vpsbot.slack.replies import Replies
+from vpsbot.slack.views import DeleteDialogs
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: App, slack: SlackContext) -> None:
+    """Wire ``/vps`` to its handler."""
+
+    def handle_vps_command(ack: Ack, body: dict[str, Any], client: WebClient,
+                           context: dict[str, Any]) -> None:
+        """Slash command ``/vps …``."""
+        try:
+            command = parse(body.get("text") or "")
+        except ParseError as exc:
+            ack(response_type="ephemeral", text=str(exc))
+            return
+
+        actor = actor_from_command(body, context)
+        if actor is None:
+            ack(response_type="ephemeral", text=messages.channel_unknown())
+            return
+        replies = Replies(
+            client=client,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            response_url=body.get("response_url"),
+            request_id=actor.request_id,
+        )
+        if command.verb == "delete":
+            slack.dialogs.open_delete(
+                client=client,
+                trigger_id=body.get("trigger_id", ""),
+                actor=actor,
+                ref=command.server or "",
+                replies=replies,
+                reason=command.reason,
+            )
+        else:
+            slack.background.run(
+                actor.request_id,
+                replies.ephemeral,
+                lambda: run_command(slack.ops, command, actor, replies),
+            )
+        ack()
+
+    app.command(COMMAND)(handle_vps_command)
+
+
+def run_command(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
+    """Carry out a parsed command (not ``delete``) and answer it."""
+    verb = command.verb
+    if verb == "help":
+        rules = ops.policies.current(actor)
+        replies.ephemeral(
+            "vpsbot help",
+            blocks.help_message(
+                rules,
+                is_admin=ops.policies.is_admin(actor.user_id),
+                admins=ops.policies.admins,
+            ),
+        )
+    elif verb == "list":
+        servers = ops.servers.list_servers(
+            actor, status=command.status, location=command.location
+        )
+        filters = " ".join(
+            value for value in (command.status, command.location) if value
+        )
+        replies.ephemeral(
+            f"{len(servers)} servers", blocks.server_list(servers, filters)
+        )
+    elif verb == "show":
+        server = ops.servers.show_server(actor, command.server or "")
+        replies.ephemeral(f"{server.name}: {server.status}", blocks.server_card(server))
+    elif verb in ("start", "stop", "reboot"):
+        result = ops.servers.power(
+            actor, verb, command.server or "", reason=command.reason
+        )
+        _announce(replies, actor, result, command.reason)
+    elif verb == "rename":
+        result = ops.servers.rename(
+            actor, command.server or "", command.new_name or "", reason=command.reason
+        )
+        _announce(replies, actor, result, command.reason)
+    elif verb == "backups":
+        result = ops.servers.set_backups(
+            actor, command.server or "", bool(command.enabled), reason=command.reason
+        )
+        _announce(replies, actor, result, command.reason)
+    elif verb == "audit":
+        _audit(ops, command, actor, replies)
+    elif verb == "policy":
+        _policy(ops, command, actor, replies)
+    elif verb == "connect":
+        replies.ephemeral(messages.connect_single_workspace())
+    else:
+        replies.ephemeral(messages.not_available_yet(verb))
+
+
+def _announce(replies: Replies, actor: Actor, result: Any, reason: str | None) -> None:
+    text = messages.announcement(actor, result, reason)
+    if not result.audit_recorded:
+        text += "\n" + messages.audit_not_recorded()
+    replies.announce(text, blocks.announcement(text))
+
+
+def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
+    if command.export:
+        replies.ephemeral(messages.not_available_yet("audit export"))
+        return
+    filters = AuditFilters(
+        server=command.server,
+        user=command.user,
+        action=command.action,
+        outcome=command.outcome,
+        since=command.since,
+        until=command.until,
+    )
+    entries = ops.audit.recent(actor, filters)
+    replies.ephemeral(
+        f"{len(entries)} audit entries", blocks.audit_message(entries, filters.describe())
+    )
+
+
+def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
+    if command.rules:
+        try:
+            rules = ops.policies.change_rules(actor, command.rules)
+        except ValueError as exc:
+            replies.ephemeral(f"{exc}. Usage: `/vps policy <action>=allow|approve|deny`")
+            return
+        replies.announce(
+            f"<@{actor.user_id}> changed this channel's vpsbot policy: "
+            + " ".join(f"{key}={value}" for key, value in command.rules.items()),
+            blocks.policy_message(rules, admins=ops.policies.admins),
+        )
+    elif command.approvers is not None:
+        rules = ops.policies.set_approvers(actor, command.approvers)
+        replies.announce(
+            f"<@{actor.user_id}> changed who approves vpsbot requests here.",
+            blocks.policy_message(rules, admins=ops.policies.admins),
+        )
+    else:
+        rules = ops.policies.current(actor)
+        replies.ephemeral(
+            "This channel's policy", blocks.policy_message(rules, admins=ops.policies.admins)
+        )

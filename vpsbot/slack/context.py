@@ -1,0 +1,54 @@
+"""What the Slack handlers share, and how a payload names its actor."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vpsbot.ops import Actor, Operations, new_request_id
+from vpsbot.slack.worker import Background
+
+if TYPE_CHECKING:
+    from vpsbot.slack.views import DeleteDialogs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackContext:
+    """The use cases and pools every listener works with."""
+
+    ops: Operations
+    background: Background
+    dialogs: DeleteDialogs
+
+
+def request_id(context: dict[str, Any]) -> str:
+    """The id stamped on this request by the middleware (a new one otherwise)."""
+    value = context.get("request_id")
+    return value if isinstance(value, str) else new_request_id()
+
+
+def actor_from_command(body: dict[str, Any], context: dict[str, Any]) -> Actor | None:
+    """The actor of a slash command payload (form fields)."""
+    team = body.get("team_id") or context.get("team_id")
+    channel = body.get("channel_id")
+    user = body.get("user_id")
+    if not (team and channel and user):
+        return None
+    return Actor(team, channel, user, request_id(context))
+
+
+def actor_from_action(body: dict[str, Any], context: dict[str, Any]) -> Actor | None:
+    """The actor of a block_actions payload: who clicked, and where."""
+    user = (body.get("user") or {}).get("id")
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get(
+        "team_id"
+    )
+    channel = (body.get("channel") or {}).get("id") or (
+        body.get("container") or {}
+    ).get("channel_id")
+    if not (team and channel and user):
+        return None
+    return Actor(team, channel, user, request_id(context))

@@ -1,0 +1,13 @@
+"""Slack identifiers this app registers: the command, action and view ids."""
+
+from __future__ import annotations
+
+COMMAND = "/vps"
+
+SHOW_BUTTON = "vps_show"
+POWER_BUTTONS = {"start": "vps_start", "stop": "vps_stop", "reboot": "vps_reboot"}
+DELETE_BUTTON = "vps_delete"
+
+DELETE_VIEW = "vps_delete_confirm"
+DELETE_NAME_BLOCK = "delete_name"
+DELETE_NAME_ACTION = "value"

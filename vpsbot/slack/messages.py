@@ -1,0 +1,94 @@
+"""User-facing text, in one place so that wording is reviewed together."""
+
+from __future__ import annotations
+
+from vpsbot.ops import Actor, ChangeResult
+
+# Failures
+
+
+def incident(request_id: str) -> str:
+    return (
+        f"Something went wrong inside vpsbot (incident {request_id}); nothing more "
+        f"was done. An operator can find the details in the log under that id."
+    )
+
+
+def not_available_yet(verb: str) -> str:
+    return (
+        f"`/vps {verb}` is not available in this version of vpsbot yet. "
+        f"Try `/vps help` to see what you can do here."
+    )
+
+
+def connect_single_workspace() -> str:
+    return (
+        "`/vps connect` is for multi-workspace installs. This vpsbot runs for one "
+        "workspace and uses the VPS.org token its operator configured."
+    )
+
+
+def channel_unknown() -> str:
+    return "vpsbot could not tell which conversation this came from; nothing was done."
+
+
+def audit_not_recorded() -> str:
+    return (
+        "Note: vpsbot could not write this to its audit log (the database stopped "
+        "answering); the details are in the server log."
+    )
+
+
+# Progress and announcements
+
+VERB_PAST = {
+    "start": "started",
+    "stop": "stopped",
+    "reboot": "rebooted",
+    "rename": "renamed",
+    "backups": "changed backups of",
+    "delete": "deleted",
+}
+
+VERB_EMOJI = {
+    "start": ":arrow_forward:",
+    "stop": ":stop_button:",
+    "reboot": ":arrows_counterclockwise:",
+    "rename": ":pencil2:",
+    "backups": ":floppy_disk:",
+    "delete": ":wastebasket:",
+}
+
+
+def announcement(actor: Actor, result: ChangeResult, reason: str | None) -> str:
+    """The in-channel line that says who changed what, and how it ended."""
+    server = result.server
+    line = (
+        f"{VERB_EMOJI.get(result.verb, '')} <@{actor.user_id}> "
+        f"{VERB_PAST.get(result.verb, result.verb)} *{server.name}* "
+        f"(id {server.id}): {result.summary}."
+    )
+    if reason:
+        line += f" Reason: {reason}"
+    return line.strip()
+
+
+def loading(title: str) -> str:
+    return f"Looking up {title}…"
+
+
+def delete_prompt(name: str) -> str:
+    return (
+        f"Deleting *{name}* destroys the server and its disks. It cannot be undone. "
+        f"Type the server's name to confirm."
+    )
+
+
+def delete_wrong_name(name: str) -> str:
+    return f"That is not this server's name. Type {name} exactly; nothing was deleted."
+
+
+def confirm_power(verb: str, name: str) -> str:
+    if verb == "stop":
+        return f"Stop {name}? It shuts down gracefully and stays off until started."
+    return f"Reboot {name}? It restarts gracefully and is briefly unreachable."

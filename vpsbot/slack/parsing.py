@@ -1,0 +1,416 @@
+"""The ``/vps`` grammar: command text in, a ``Command`` or a ``ParseError`` out.
+
+Pure: no Slack, database or provider. Slack escapes ``&``, ``<`` and ``>``,
+phones turn straight quotes curly and ``--`` into dashes, and mentions arrive
+as ``<@U123|name>``; the text is normalised before it is split.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import NoReturn
+from datetime import UTC, datetime, timedelta
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+MAX_REASON = 500
+
+_SERVER_REF = re.compile(r"^[A-Za-z0-9-]{1,63}$")
+_NEW_NAME = re.compile(r"^[A-Za-z0-9-]{1,63}$")
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
+_RAW_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
+
+STATUSES = frozenset(
+    {
+        "active",
+        "stopped",
+        "suspended",
+        "provisioning",
+        "starting",
+        "stopping",
+        "rebooting",
+        "error",
+        "failed",
+    }
+)
+AUDIT_ACTIONS = frozenset(
+    {
+        "list",
+        "show",
+        "create",
+        "update",
+        "rename",
+        "backups",
+        "start",
+        "stop",
+        "reboot",
+        "delete",
+        "audit",
+        "policy",
+        "approvals",
+    }
+)
+AUDIT_OUTCOMES = frozenset(
+    {
+        "succeeded",
+        "failed",
+        "denied",
+        "requested",
+        "approved",
+        "rejected",
+        "expired",
+        "cancelled",
+    }
+)
+
+USAGE = {
+    "help": "/vps help",
+    "list": "/vps list [status] [location]",
+    "show": "/vps show <server>",
+    "start": '/vps start <server> [reason="…"]',
+    "stop": '/vps stop <server> [reason="…"]',
+    "reboot": '/vps reboot <server> [reason="…"]',
+    "create": "/vps create",
+    "update": "/vps update <server>",
+    "rename": '/vps rename <server> <new-name> [reason="…"]',
+    "backups": '/vps backups <server> on|off [reason="…"]',
+    "delete": '/vps delete <server> [reason="…"]',
+    "audit": "/vps audit [<server>] [<@user>] [action=…] [outcome=…] [since=…] "
+    "[until=…]",
+    "approvals": "/vps approvals",
+    "connect": "/vps connect",
+    "policy": "/vps policy [<action>=allow|approve|deny …] | "
+    "/vps policy approvers <@user> …",
+}
+
+
+class ParseError(ValueError):
+    """The text is not a valid command; the message says why and shows the form."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed ``/vps`` command. Fields not used by a verb stay empty."""
+
+    verb: str
+    server: str | None = None
+    new_name: str | None = None
+    enabled: bool | None = None
+    status: str | None = None
+    location: str | None = None
+    reason: str | None = None
+    user: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    rules: dict[str, str] = field(default_factory=dict)
+    # None: the approvers are not being changed; empty: admins approve.
+    approvers: tuple[str, ...] | None = None
+    export: bool = False
+
+
+def normalise(text: str) -> str:
+    """Undo Slack's escaping and phones' typography; fold white space."""
+    text = html.unescape(text).translate(_QUOTES)
+    text = text.replace("—", "--").replace("–", "--")
+    return " ".join(text.split())
+
+
+def tokenize(text: str) -> list[str]:
+    """Split on spaces, keeping quoted values (``reason="two words"``) whole.
+
+    A quote opens a value only at the start of a word or right after ``=``,
+    so an apostrophe inside a word is just a letter.
+
+    Raises:
+        ParseError: a quote is never closed.
+    """
+    tokens: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = None
+            else:
+                current.append(char)
+        elif char in "\"'" and (not current or current[-1] == "="):
+            quote = char
+        elif char == " ":
+            if current:
+                tokens.append("".join(current))
+                current = []
+        else:
+            current.append(char)
+    if quote:
+        raise ParseError(f"A {quote} quote is not closed.")
+    if current:
+        tokens.append("".join(current))
+    return tokens
+
+
+def parse(text: str, *, now: datetime | None = None) -> Command:
+    """Parse the text typed after ``/vps``.
+
+    Raises:
+        ParseError: unknown verb, missing or malformed argument.
+    """
+    if len(text) > MAX_TEXT:
+        raise ParseError(
+            f"That command is {len(text):,} characters long; vpsbot reads at most "
+            f"{MAX_TEXT:,}. Try `/vps help`."
+        )
+    words = tokenize(normalise(text))
+    if not words:
+        return Command("help")
+    verb, args = words[0].lower(), words[1:]
+    parser = _PARSERS.get(verb)
+    if parser is None:
+        raise ParseError(
+            f"`{_clip(words[0])}` is not a vpsbot command. "
+            f"Try `/vps help` to see what you can do here."
+        )
+    return parser(verb, args, now or datetime.now(UTC))
+
+
+def _parse_help(verb: str, args: list[str], now: datetime) -> Command:
+    return Command("help")
+
+
+def _parse_list(verb: str, args: list[str], now: datetime) -> Command:
+    options, words = _split_options(verb, args, allowed={"status", "location"})
+    status, location = options.get("status"), options.get("location")
+    for word in words:
+        if word.lower() in STATUSES and status is None:
+            status = word.lower()
+        elif location is None:
+            location = word.lower()
+        else:
+            _fail(verb, f"`{_clip(word)}` is one word too many")
+    if status is not None:
+        status = status.lower()
+    return Command("list", status=status, location=location)
+
+
+def _parse_server_only(verb: str, args: list[str], now: datetime) -> Command:
+    options, words = _split_options(verb, args, allowed={"reason"})
+    server = _one_server(verb, words)
+    return Command(verb, server=server, reason=_reason(options))
+
+
+def _parse_rename(verb: str, args: list[str], now: datetime) -> Command:
+    options, words = _split_options(verb, args, allowed={"reason"})
+    if len(words) != 2:
+        _fail(verb, "it needs the server and its new name")
+    server = _server_ref(verb, words[0])
+    new_name = words[1]
+    if not _NEW_NAME.match(new_name):
+        _fail(
+            verb,
+            f"`{_clip(new_name)}` is not a valid server name: use letters, digits "
+            f"and hyphens (at most 63)",
+        )
+    return Command("rename", server=server, new_name=new_name, reason=_reason(options))
+
+
+def _parse_backups(verb: str, args: list[str], now: datetime) -> Command:
+    options, words = _split_options(verb, args, allowed={"reason"})
+    if len(words) != 2 or words[1].lower() not in ("on", "off"):
+        _fail(verb, "it needs the server and `on` or `off`")
+    return Command(
+        "backups",
+        server=_server_ref(verb, words[0]),
+        enabled=words[1].lower() == "on",
+        reason=_reason(options),
+    )
+
+
+def _parse_plain(verb: str, args: list[str], now: datetime) -> Command:
+    if verb == "update":
+        options, words = _split_options(verb, args, allowed={"reason"})
+        return Command(verb, server=_one_server(verb, words), reason=_reason(options))
+    return Command(verb)
+
+
+def _parse_audit(verb: str, args: list[str], now: datetime) -> Command:
+    export = bool(args) and args[0].lower() == "export"
+    if export:
+        args = args[1:]
+    options, words = _split_options(
+        verb, args, allowed={"action", "outcome", "since", "until"}
+    )
+    server = user = None
+    for word in words:
+        mention = _user_id(word)
+        if mention and user is None:
+            user = mention
+        elif not mention and server is None:
+            server = _server_ref(verb, word)
+        else:
+            _fail(verb, f"`{_clip(word)}` is one word too many")
+    action = options.get("action")
+    if action is not None and action.lower() not in AUDIT_ACTIONS:
+        _fail(
+            verb,
+            f"`{_clip(action)}` is not an action; use one of "
+            f"{', '.join(sorted(AUDIT_ACTIONS))}",
+        )
+    outcome = options.get("outcome")
+    if outcome is not None and outcome.lower() not in AUDIT_OUTCOMES:
+        _fail(
+            verb,
+            f"`{_clip(outcome)}` is not an outcome; use one of "
+            f"{', '.join(sorted(AUDIT_OUTCOMES))}",
+        )
+    since = _moment(verb, "since", options.get("since"), now)
+    until = _moment(verb, "until", options.get("until"), now)
+    if since and until and since >= until:
+        _fail(verb, "`since` must come before `until`")
+    return Command(
+        "audit",
+        server=server,
+        user=user,
+        action=action.lower() if action else None,
+        outcome=outcome.lower() if outcome else None,
+        since=since,
+        until=until,
+        export=export,
+    )
+
+
+def _parse_policy(verb: str, args: list[str], now: datetime) -> Command:
+    if not args:
+        return Command("policy")
+    if args[0].lower() == "approvers":
+        approvers = []
+        for word in args[1:]:
+            approver = _user_id(word) or _group_id(word)
+            if approver is None:
+                _fail(verb, f"`{_clip(word)}` is not a user or user-group mention")
+            approvers.append(approver)
+        return Command("policy", approvers=tuple(dict.fromkeys(approvers)))
+    rules: dict[str, str] = {}
+    for word in args:
+        key, sep, value = word.partition("=")
+        if not sep or not key or not value:
+            _fail(verb, f"`{_clip(word)}` is not `<action>=allow|approve|deny`")
+        rules[key.lower()] = value.lower()
+    return Command("policy", rules=rules)
+
+
+_PARSERS = {
+    "help": _parse_help,
+    "list": _parse_list,
+    "show": _parse_server_only,
+    "start": _parse_server_only,
+    "stop": _parse_server_only,
+    "reboot": _parse_server_only,
+    "delete": _parse_server_only,
+    "rename": _parse_rename,
+    "backups": _parse_backups,
+    "create": _parse_plain,
+    "update": _parse_plain,
+    "approvals": _parse_plain,
+    "connect": _parse_plain,
+    "audit": _parse_audit,
+    "policy": _parse_policy,
+}
+
+
+def _split_options(
+    verb: str, args: list[str], *, allowed: set[str]
+) -> tuple[dict[str, str], list[str]]:
+    """Separate ``key=value`` options from plain words, checking the keys."""
+    options: dict[str, str] = {}
+    words: list[str] = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            words.append(arg)
+            continue
+        key = key.lower()
+        if key not in allowed:
+            accepted = ", ".join(f"`{name}=`" for name in sorted(allowed)) or "none"
+            _fail(verb, f"`{_clip(key)}=` is not an option here (accepted: {accepted})")
+        if not value.strip():
+            _fail(verb, f"`{key}=` needs a value")
+        options[key] = value.strip()
+    return options, words
+
+
+def _one_server(verb: str, words: list[str]) -> str:
+    if not words:
+        _fail(verb, "it needs a server id or name")
+    if len(words) > 1:
+        _fail(verb, f"it takes one server, got {len(words)} words")
+    return _server_ref(verb, words[0])
+
+
+def _server_ref(verb: str, word: str) -> str:
+    if not _SERVER_REF.match(word):
+        _fail(verb, f"`{_clip(word)}` is not a server id or name")
+    return word
+
+
+def _reason(options: dict[str, str]) -> str | None:
+    reason = options.get("reason")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise ParseError(
+            f"The reason is too long; keep it under {MAX_REASON} characters."
+        )
+    return reason
+
+
+def _user_id(word: str) -> str | None:
+    match = _USER_MENTION.match(word)
+    if match:
+        return match.group(1)
+    return word if _RAW_USER.match(word) else None
+
+
+def _group_id(word: str) -> str | None:
+    match = _GROUP_MENTION.match(word)
+    return match.group(1) if match else None
+
+
+def _moment(verb: str, name: str, value: str | None, now: datetime) -> datetime | None:
+    """``2026-12-01``, ``2026-12-01T08:00``, ``2h``/``3d``/``1w`` ago, in UTC."""
+    if value is None:
+        return None
+    relative = _RELATIVE.match(value.lower())
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        scale = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]
+        return now - timedelta(**{scale: amount})
+    if value.lower() in ("today", "yesterday"):
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight - timedelta(days=value.lower() == "yesterday")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(
+            verb,
+            f"`{name}={_clip(value)}` is not a time; use a date like 2026-12-01, "
+            f"a time like 2026-12-01T08:00, or an age like 2h or 3d",
+        )
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fail(verb: str, problem: str) -> NoReturn:
+    raise ParseError(
+        f"That `{verb}` is not quite right: {problem}. "
+        f"Usage: `{USAGE.get(verb, USAGE['help'])}`"
+    )
+
+
+def _clip(word: str, limit: int = 40) -> str:
+    word = word.replace("`", "'")
+    return word if len(word) <= limit else word[: limit - 1] + "…"

@@ -1,0 +1,113 @@
+"""Our own thread pools for work that follows Slack's acknowledgement.
+
+Bolt runs listeners on a small pool whose threads are also the ones that
+acknowledge requests. A provider call can take 30 seconds, so listeners only
+parse, hand the work over here and acknowledge; this keeps Bolt's threads free.
+Dialogs get a pool of their own: a trigger_id lives 3 seconds, and opening the
+dialog must not queue behind slow provider calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from vpsbot.errors import StoreUnavailableError, UserError
+from vpsbot.slack import messages
+from vpsbot.vps import VpsApiError
+
+logger = logging.getLogger(__name__)
+
+Reply = Callable[[str], object]
+
+
+class TrackedPool:
+    """A thread pool that can tell when all it was given has finished."""
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
+        self._pending = 0
+        self._idle = threading.Condition()
+
+    def submit(self, fn: Callable[[], object]) -> None:
+        with self._idle:
+            self._pending += 1
+        try:
+            self._executor.submit(self._run, fn)
+        except RuntimeError:
+            self._done()
+            raise
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until no task is queued or running; ``False`` on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=False)
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
+
+
+class Background:
+    """Runs a request's work after the acknowledgement and answers its failures.
+
+    A refusal (``UserError``), a provider error and a database outage each
+    become one plain sentence for the asker; anything else is logged with the
+    request id, and the asker gets that id as an incident number.
+    """
+
+    def __init__(self, *, workers: int, dialog_workers: int = 4) -> None:
+        self.work = TrackedPool(workers, "vpsbot-work")
+        self.dialogs = TrackedPool(dialog_workers, "vpsbot-dialog")
+
+    def run(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the work pool, answering any failure through ``reply``."""
+        self.work.submit(lambda: guarded(request_id, reply, fn))
+
+    def run_dialog(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the dialog pool (it must only open a view)."""
+        self.dialogs.submit(lambda: guarded(request_id, reply, fn))
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until both pools are idle (the shell and tests use this)."""
+        return self.dialogs.wait_idle(timeout) and self.work.wait_idle(timeout)
+
+    def shutdown(self) -> None:
+        self.dialogs.shutdown()
+        self.work.shutdown()
+
+
+def guarded(request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
+    """Call ``fn``; turn what it raises into one sentence for the asker."""
+    try:
+        fn()
+    except UserError as exc:
+        _reply_safely(request_id, reply, str(exc))
+    except VpsApiError as exc:
+        logger.warning("provider error [%s]: %s", request_id, exc)
+        _reply_safely(request_id, reply, exc.user_message)
+    except StoreUnavailableError as exc:
+        logger.error("database unavailable [%s]: %s", request_id, exc.__cause__)
+        _reply_safely(request_id, reply, str(exc))
+    except Exception:
+        logger.exception("request %s failed", request_id)
+        _reply_safely(request_id, reply, messages.incident(request_id))
+
+
+def _reply_safely(request_id: str, reply: Reply, text: str) -> None:
+    try:
+        reply(text)
+    except Exception:
+        logger.exception("could not send the answer to request %s", request_id)

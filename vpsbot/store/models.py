@@ -1,0 +1,134 @@
+"""The tables: channel policies, the audit log and once-only claims."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
+
+from vpsbot.store.base import Base, UTCDateTime
+
+logger = logging.getLogger(__name__)
+
+# The policy actions (one column each) and the rules a column may hold.
+POLICY_ACTIONS = ("read", "power", "create", "modify", "delete", "audit")
+POLICY_RULES = ("allow", "approve", "deny")
+
+# Slack ids are short (U0123ABCD); this leaves room for enterprise-grid ids.
+SLACK_ID_LENGTH = 64
+
+
+def _rule_check(action: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{rule}'" for rule in POLICY_RULES)
+    # Quoted: ``create`` and ``delete`` are reserved words in SQL.
+    return CheckConstraint(f'"{action}" IN ({allowed})', name=action)
+
+
+def _rule_column() -> MappedColumn[str]:
+    return mapped_column(String(8), default="deny", server_default=text("'deny'"))
+
+
+class ChannelPolicy(Base):
+    """One channel's rule for each action, and who may approve there."""
+
+    __tablename__ = "channel_policies"
+    __table_args__ = tuple(_rule_check(action) for action in POLICY_ACTIONS)
+
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH), primary_key=True)
+    read: Mapped[str] = _rule_column()
+    power: Mapped[str] = _rule_column()
+    create: Mapped[str] = _rule_column()
+    modify: Mapped[str] = _rule_column()
+    delete: Mapped[str] = _rule_column()
+    audit: Mapped[str] = _rule_column()
+    approvers: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
+    updated_by: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def rules(self) -> dict[str, str]:
+        """The rule of every action, keyed by action name."""
+        return {action: getattr(self, action) for action in POLICY_ACTIONS}
+
+    def __repr__(self) -> str:
+        return (
+            f"ChannelPolicy(team_id={self.team_id!r}, "
+            f"channel_id={self.channel_id!r}, rules={self.rules()!r})"
+        )
+
+
+class AuditEntry(Base):
+    """One attempt at an action, as one link of the audit hash chain.
+
+    Rows are only ever inserted. ``seq`` numbers them without gaps, and
+    ``hash`` covers the content plus ``prev_hash``, the previous row's hash.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        UniqueConstraint("seq"),
+        Index("ix_audit_entries_team_channel_at", "team", "channel", "at"),
+        Index(
+            "ix_audit_entries_team_channel_server_id", "team", "channel", "server_id"
+        ),
+        Index("ix_audit_entries_team_channel_user", "team", "channel", "user"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    team: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    channel: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    user: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    action: Mapped[str] = mapped_column(String(16))
+    server_id: Mapped[int | None] = mapped_column(BigInteger)
+    server_name: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditEntry(seq={self.seq!r}, action={self.action!r}, "
+            f"outcome={self.outcome!r}, user={self.user!r})"
+        )
+
+
+class Claim(Base):
+    """A key held by one request, so that something happens only once.
+
+    ``expires_at`` of ``None`` means the claim is held for good.
+    """
+
+    __tablename__ = "claims"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"Claim(key={self.key!r}, request_id={self.request_id!r}, "
+            f"expires_at={self.expires_at!r})"
+        )

@@ -1,0 +1,327 @@
+"""Queries and writes per table. Each takes the caller's session and never
+creates, commits or closes one: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
+
+from vpsbot.errors import VpsbotError
+from vpsbot.store.models import (
+    POLICY_ACTIONS,
+    POLICY_RULES,
+    AuditEntry,
+    ChannelPolicy,
+    Claim,
+)
+
+logger = logging.getLogger(__name__)
+
+# Slack user ids (U…, W… on enterprise grid) and user-group ids (S…).
+_APPROVER_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+# Key of the PostgreSQL advisory lock that serializes audit appends: the bytes
+# of "vpsbot:a" read as a signed 64-bit integer.
+AUDIT_APPEND_LOCK = 0x7670_7362_6F74_3A61
+
+
+def _upsert_insert(session: Session, model: type[Any]) -> Insert:
+    """An INSERT that supports ``on_conflict_do_nothing`` on this database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise VpsbotError(f"unsupported database {dialect!r}")
+
+
+class PolicyRepository:
+    """Channel policies: one row per channel, deny-all until changed."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, *, team_id: str, channel_id: str) -> ChannelPolicy | None:
+        """The channel's policy, or ``None`` when it has never been set."""
+        return self._session.get(ChannelPolicy, (team_id, channel_id))
+
+    def set_rules(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        rules: Mapping[str, str],
+        updated_by: str,
+    ) -> ChannelPolicy:
+        """Change the named actions' rules and keep the others.
+
+        Args:
+            team_id: the workspace.
+            channel_id: the channel.
+            rules: action name (``read``, ``power``, …) to rule (``allow``,
+                ``approve`` or ``deny``).
+            updated_by: Slack user id of the person making the change.
+
+        Returns:
+            The policy as it now stands (flushed, not committed).
+
+        Raises:
+            ValueError: an unknown action or rule.
+        """
+        for action, rule in rules.items():
+            if action not in POLICY_ACTIONS:
+                raise ValueError(
+                    f"unknown action {action!r}; expected one of "
+                    f"{', '.join(POLICY_ACTIONS)}"
+                )
+            if rule not in POLICY_RULES:
+                raise ValueError(
+                    f"unknown rule {rule!r} for {action}; expected one of "
+                    f"{', '.join(POLICY_RULES)}"
+                )
+
+        policy = self._lock_or_create(team_id=team_id, channel_id=channel_id)
+        for action, rule in rules.items():
+            setattr(policy, action, rule)
+        policy.updated_by = updated_by
+        policy.updated_at = datetime.now(UTC)
+        self._session.flush()
+        return policy
+
+    def set_approvers(
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        approvers: Sequence[str],
+        updated_by: str,
+    ) -> ChannelPolicy:
+        """Replace the list of people and user groups who may approve.
+
+        Args:
+            team_id: the workspace.
+            channel_id: the channel.
+            approvers: Slack user ids (``U…``, ``W…``) and user-group ids
+                (``S…``); duplicates are dropped, order is kept.
+            updated_by: Slack user id of the person making the change.
+
+        Returns:
+            The policy as it now stands (flushed, not committed).
+
+        Raises:
+            ValueError: an entry is not a Slack user or user-group id.
+        """
+        if isinstance(approvers, str):
+            raise ValueError("approvers must be a list of ids, not one string")
+        for approver in approvers:
+            if not _APPROVER_ID.match(approver):
+                raise ValueError(
+                    f"{approver!r} is not a Slack user id (U…, W…) or "
+                    f"user-group id (S…)"
+                )
+
+        policy = self._lock_or_create(team_id=team_id, channel_id=channel_id)
+        policy.approvers = list(dict.fromkeys(approvers))
+        policy.updated_by = updated_by
+        policy.updated_at = datetime.now(UTC)
+        self._session.flush()
+        return policy
+
+    def _lock_or_create(self, *, team_id: str, channel_id: str) -> ChannelPolicy:
+        # Insert-if-missing, then lock the row: two admins changing different
+        # rules of a new channel at once each keep the other's change.
+        insert = _upsert_insert(self._session, ChannelPolicy).values(
+            team_id=team_id,
+            channel_id=channel_id,
+            approvers=[],
+            updated_by="",
+            updated_at=datetime.now(UTC),
+        )
+        self._session.execute(
+            insert.on_conflict_do_nothing(index_elements=["team_id", "channel_id"])
+        )
+        query = (
+            select(ChannelPolicy)
+            .where(
+                ChannelPolicy.team_id == team_id,
+                ChannelPolicy.channel_id == channel_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return self._session.scalars(query).one()
+
+
+class ClaimRepository:
+    """Keys held by one request at a time, with an optional expiry."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def try_claim(
+        self,
+        *,
+        key: str,
+        request_id: str,
+        ttl_seconds: float | None,
+        now: datetime,
+    ) -> bool:
+        """Take ``key`` for ``request_id`` unless someone else holds it.
+
+        Atomic on both databases: of any number of concurrent callers, one
+        wins. An expired claim is taken over by exactly one caller.
+
+        Args:
+            key: what is being claimed, e.g. ``delete:<team>:<server id>``.
+            request_id: the request that will hold it.
+            ttl_seconds: how long the claim lasts; ``None`` holds it for good.
+            now: the current time (timezone-aware).
+
+        Returns:
+            Whether this caller now holds the key. It is held once the
+            caller's transaction commits.
+
+        Raises:
+            ValueError: a negative ``ttl_seconds`` or a naive ``now``.
+        """
+        if ttl_seconds is not None and ttl_seconds < 0:
+            raise ValueError(f"ttl_seconds must not be negative, got {ttl_seconds}")
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        expires_at = (
+            None if ttl_seconds is None else now + timedelta(seconds=ttl_seconds)
+        )
+
+        insert = _upsert_insert(self._session, Claim).values(
+            key=key, request_id=request_id, created_at=now, expires_at=expires_at
+        )
+        # RETURNING rather than rowcount: drivers do not all count INSERTs.
+        inserted = self._session.scalars(
+            insert.on_conflict_do_nothing(index_elements=["key"]).returning(Claim.key)
+        ).first()
+        if inserted is not None:
+            return True
+
+        # The WHERE clause is re-checked against the latest row on PostgreSQL
+        # when another takeover commits first, so only one caller matches.
+        takeover = (
+            update(Claim)
+            .where(
+                Claim.key == key,
+                Claim.expires_at.is_not(None),
+                Claim.expires_at < now,
+            )
+            .values(request_id=request_id, created_at=now, expires_at=expires_at)
+            .returning(Claim.key)
+            .execution_options(synchronize_session=False)
+        )
+        return self._session.scalars(takeover).first() is not None
+
+    def release(self, *, key: str, request_id: str) -> None:
+        """Let go of ``key``, but only if ``request_id`` still holds it."""
+        self._session.execute(
+            delete(Claim)
+            .where(Claim.key == key, Claim.request_id == request_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class AuditRepository:
+    """Reads and appends on the audit log; used by ``vpsbot.audit``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def lock_for_append(self) -> None:
+        """Serialize appends until the caller's transaction ends.
+
+        PostgreSQL takes a transaction-scoped advisory lock. SQLite needs
+        nothing: every transaction there already begins with the write lock.
+        """
+        if self._session.get_bind().dialect.name == "postgresql":
+            self._session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": AUDIT_APPEND_LOCK},
+            )
+
+    def find_last(self) -> AuditEntry | None:
+        """The entry with the highest ``seq``, or ``None`` for an empty log."""
+        query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)
+        return self._session.scalars(query).first()
+
+    def add(self, entry: AuditEntry) -> None:
+        """Insert ``entry`` and flush, so constraint errors surface here."""
+        self._session.add(entry)
+        self._session.flush()
+
+    def list_for_channel(
+        self,
+        *,
+        team: str,
+        channel: str,
+        server_id: int | None = None,
+        server_name: str | None = None,
+        user: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 20,
+    ) -> list[AuditEntry]:
+        """One channel's entries matching every given filter, newest first.
+
+        ``since`` is inclusive and ``until`` exclusive; ``before_seq`` keeps
+        entries appended before that one (for paging).
+        """
+        query = select(AuditEntry).where(
+            AuditEntry.team == team, AuditEntry.channel == channel
+        )
+        if server_id is not None:
+            query = query.where(AuditEntry.server_id == server_id)
+        if server_name is not None:
+            query = query.where(AuditEntry.server_name == server_name)
+        if user is not None:
+            query = query.where(AuditEntry.user == user)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        if outcome is not None:
+            query = query.where(AuditEntry.outcome == outcome)
+        if since is not None:
+            query = query.where(AuditEntry.at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.at < until)
+        if before_seq is not None:
+            query = query.where(AuditEntry.seq < before_seq)
+
+        query = query.order_by(AuditEntry.at.desc(), AuditEntry.seq.desc())
+        return list(self._session.scalars(query.limit(limit)))
+
+    def iter_all(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[AuditEntry]:
+        """Every entry in append order, fetched in batches.
+
+        On PostgreSQL rows come through a server-side cursor, so memory stays
+        flat however long the log is. Consume it inside the transaction.
+        """
+        query = select(AuditEntry).order_by(AuditEntry.seq)
+        if since is not None:
+            query = query.where(AuditEntry.at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.at < until)
+        result = self._session.scalars(query.execution_options(yield_per=batch_size))
+        yield from result

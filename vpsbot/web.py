@@ -1,0 +1,124 @@
+"""The HTTP face of ``vpsbot serve``: one Request URL and two health checks.
+
+``POST /slack/events`` takes slash commands, interactivity and events.
+``GET /healthz`` answers while the process serves; ``GET /readyz`` only when
+the database answers and its migrations are current. A request whose signature
+headers are malformed gets 401 here, before Bolt (whose verifier would raise
+on a non-numeric timestamp and answer 500).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App, BoltRequest
+from sqlalchemy import Engine, text
+
+from vpsbot.store import migrations_current
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+# Slack's payloads are small; anything far larger is not from Slack.
+MAX_BODY = 1_000_000
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class SlackWsgiApp:
+    """A WSGI application serving Bolt and the health checks."""
+
+    def __init__(self, bolt: App, engine: Engine) -> None:
+        self._bolt = bolt
+        self._engine = engine
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/")
+        if path == EVENTS_PATH and method == "POST":
+            return self._slack(environ, start_response)
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            return _reply(start_response, 200, {"status": "ok"})
+        if path == "/readyz" and method in ("GET", "HEAD"):
+            return self._ready(start_response)
+        return _reply(start_response, 404, {"error": "not found"})
+
+    def _slack(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            return _reply(start_response, 413, {"error": "request too large"})
+        body = environ["wsgi.input"].read(length).decode("utf-8", "replace")
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if "CONTENT_TYPE" in environ:
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        if not _signature_headers_well_formed(headers):
+            return _reply(start_response, 401, {"error": "invalid request"})
+
+        response = self._bolt.dispatch(
+            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        )
+        payload = (response.body or "").encode("utf-8")
+        out_headers = [
+            (name, value)
+            for name, values in response.headers.items()
+            for value in values
+            if name.lower() != "content-length"
+        ]
+        out_headers.append(("Content-Length", str(len(payload))))
+        start_response(_status_line(response.status), out_headers)
+        return [payload]
+
+    def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            current = migrations_current(self._engine)
+        except Exception as exc:
+            logger.warning("not ready: database unreachable (%s)", type(exc).__name__)
+            return _reply(start_response, 503, {"status": "database unreachable"})
+        if not current:
+            return _reply(start_response, 503, {"status": "migrations pending"})
+        return _reply(start_response, 200, {"status": "ready"})
+
+
+def _signature_headers_well_formed(headers: dict[str, str]) -> bool:
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    return timestamp.isdigit() and len(timestamp) <= 12 and signature.startswith("v0=")
+
+
+def _reply(
+    start_response: StartResponse, status: int, body: dict[str, str]
+) -> Iterable[bytes]:
+    payload = json.dumps(body).encode()
+    start_response(
+        _status_line(status),
+        [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]
+
+
+def _status_line(status: int) -> str:
+    reasons = {
+        200: "OK",
+        401: "Unauthorized",
+        404: "Not Found",
+        413: "Payload Too Large",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }
+    return f"{status} {reasons.get(status, 'Status')}"
