@@ -84,12 +84,17 @@ def measure(url: str, response_url: str, senders: int, count: int) -> list[float
         mine = []
         for _ in range(per_sender):
             body = payloads.slash_command(
-                "list", team_id=TEAM, channel_id=CHANNEL, user_id=USER,
+                "list",
+                team_id=TEAM,
+                channel_id=CHANNEL,
+                user_id=USER,
                 response_url=response_url,
             )
             headers = payloads.signed_headers(SECRET, body)
             started = time.perf_counter()
-            response = session.post(url, data=body.encode(), headers=headers, timeout=10)
+            response = session.post(
+                url, data=body.encode(), headers=headers, timeout=10
+            )
             mine.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
                 raise RuntimeError(f"status {response.status_code}: {response.text}")

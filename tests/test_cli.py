@@ -18,8 +18,7 @@ def test_serve_without_settings_names_the_missing_variable(tmp_path, monkeypatch
 
     assert result.exit_code == 2
     assert result.output.strip() == (
-        "vpsbot: configuration error: SLACK_SIGNING_SECRET is required for this "
-        "command"
+        "vpsbot: configuration error: SLACK_SIGNING_SECRET is required for this command"
     )
 
 
@@ -53,8 +52,15 @@ def test_db_upgrade_then_export_and_verify(tmp_path, monkeypatch):
     sessions = make_session_factory(make_engine(url))
     with session_scope(sessions) as session:
         audit.record(
-            session, team="T1", channel="C1", user="U1", action="reboot",
-            outcome="succeeded", request_id="r-1", server_id=7, server_name="web-01",
+            session,
+            team="T1",
+            channel="C1",
+            user="U1",
+            action="reboot",
+            outcome="succeeded",
+            request_id="r-1",
+            server_id=7,
+            server_name="web-01",
             detail="Server is rebooting",
         )
     exported = runner.invoke(main, ["audit", "export"], env=env)
@@ -64,8 +70,16 @@ def test_db_upgrade_then_export_and_verify(tmp_path, monkeypatch):
     [line] = exported.output.splitlines()
     entry = json.loads(line)
     assert list(entry) == [
-        "at", "team", "channel", "user", "action", "server_id", "server_name",
-        "outcome", "detail", "request_id",
+        "at",
+        "team",
+        "channel",
+        "user",
+        "action",
+        "server_id",
+        "server_name",
+        "outcome",
+        "detail",
+        "request_id",
     ]
     assert entry["server_id"] == 7 and entry["at"].endswith("Z")
     assert csv_out.output.splitlines()[0] == (
@@ -86,8 +100,13 @@ def test_audit_verify_exits_1_when_an_entry_was_altered(tmp_path, monkeypatch):
     with session_scope(sessions) as session:
         for n in range(3):
             audit.record(
-                session, team="T1", channel="C1", user="U1", action="list",
-                outcome="succeeded", request_id=f"r-{n}",
+                session,
+                team="T1",
+                channel="C1",
+                user="U1",
+                action="list",
+                outcome="succeeded",
+                request_id=f"r-{n}",
             )
     with engine.begin() as connection:
         connection.exec_driver_sql(

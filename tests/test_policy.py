@@ -46,8 +46,9 @@ def test_each_operation_gets_its_actions_rule(operation, rule):
     assert decision.allowed is (rule == "allow")
 
 
-@pytest.mark.parametrize("action", ["read", "power", "create", "modify", "delete",
-                                    "audit"])
+@pytest.mark.parametrize(
+    "action", ["read", "power", "create", "modify", "delete", "audit"]
+)
 def test_a_channel_without_policy_denies_everything_and_names_admins(action):
     decision = decide(ChannelRules.unconfigured(), action, admins=ADMINS)
 

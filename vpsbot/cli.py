@@ -28,9 +28,7 @@ logger = logging.getLogger(__name__)
 def load_settings() -> Settings:
     """Settings from ``.env`` in the working directory, overridden by the env."""
     env = {
-        key: value
-        for key, value in dotenv_values(".env").items()
-        if value is not None
+        key: value for key, value in dotenv_values(".env").items() if value is not None
     }
     env.update(os.environ)
     return Settings.from_env(env)
@@ -166,7 +164,10 @@ def audit() -> None:
 
 @audit.command("export")
 @click.option(
-    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
     show_default=True,
 )
 @click.option("--since", help="Only entries at or after this ISO 8601 time (UTC).")

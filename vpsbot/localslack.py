@@ -9,6 +9,7 @@ can assert on it. Failures can be scripted per method (``not_in_channel``, a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -151,7 +152,9 @@ class LocalSlack:
                 queue.popleft()
             return failure
 
-    def answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(
+        self, method: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         failure = self._next_failure(method)
         if failure is not None:
             headers = {}
@@ -173,7 +176,10 @@ class LocalSlack:
             ts = body.get("ts") or f"{1_700_000_000 + next(self._ts)}.000100"
             return {"ok": True, "channel": body.get("channel"), "ts": ts}
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"{1_700_000_000 + next(self._ts)}.000200"}
+            return {
+                "ok": True,
+                "message_ts": f"{1_700_000_000 + next(self._ts)}.000200",
+            }
         if method in ("views.open", "views.update", "views.push"):
             view = _as_dict(body.get("view"))
             view_id = body.get("view_id") or f"V{next(self._views):08d}"
@@ -202,10 +208,8 @@ def _decode(content_type: str, raw: bytes) -> dict[str, Any]:
     fields: dict[str, Any] = dict(parse_qsl(raw.decode("utf-8", "replace")))
     for key in ("blocks", "view", "attachments"):
         if isinstance(fields.get(key), str):
-            try:
+            with contextlib.suppress(ValueError):
                 fields[key] = json.loads(fields[key])
-            except ValueError:
-                pass
     return fields
 
 
@@ -215,7 +219,9 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             length = int(self.headers.get("Content-Length") or 0)
-            body = _decode(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            body = _decode(
+                self.headers.get("Content-Type", ""), self.rfile.read(length)
+            )
             if self.path.startswith("/api/"):
                 method = self.path.removeprefix("/api/").split("?")[0]
                 auth = self.headers.get("Authorization", "")
@@ -230,8 +236,9 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, {"ok": False, "error": "unknown_path"}, {})
 
-        def _send(self, status: int, answer: dict[str, Any] | None,
-                  headers: dict[str, str]) -> None:
+        def _send(
+            self, status: int, answer: dict[str, Any] | None, headers: dict[str, str]
+        ) -> None:
             payload = b"ok" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
             ctype = "text/plain" if answer is None else "application/json"
@@ -243,6 +250,6 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            logger.debug("local slack: " + format, *args)
+            logger.debug("local slack: %s", format % args)
 
     return Handler

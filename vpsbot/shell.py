@@ -134,7 +134,9 @@ class Shell:
             settings,
             vps=VpsClient(self._sandbox_server.url, SANDBOX_TOKEN),
             sessions=sessions,
-            slack_client=WebClient(token="xoxb-local-shell", base_url=self._slack.api_url),
+            slack_client=WebClient(
+                token="xoxb-local-shell", base_url=self._slack.api_url
+            ),
         )
 
     def close(self) -> None:

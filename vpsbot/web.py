@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -69,7 +70,9 @@ class SlackWsgiApp:
             return _reply(start_response, 401, {"error": "invalid request"})
 
         response = self._bolt.dispatch(
-            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+            BoltRequest(
+                body=body, query=environ.get("QUERY_STRING", ""), headers=headers
+            )
         )
         payload = (response.body or "").encode("utf-8")
         out_headers = [
@@ -122,3 +125,44 @@ def _status_line(status: int) -> str:
         503: "Service Unavailable",
     }
     return f"{status} {reasons.get(status, 'Status')}"
+
+
+class BackgroundServer:
+    """A WSGI app served by waitress on a thread of this process.
+
+    For tests, benchmarks and the sandbox: ``stop()`` closes every connection,
+    idle keep-alive ones included, so the serving thread ends at once.
+    """
+
+    def __init__(
+        self, app: Callable[..., Any], *, host: str = "127.0.0.1", threads: int = 8
+    ) -> None:
+        import waitress
+
+        self._server = waitress.create_server(app, host=host, port=0, threads=threads)
+        self._thread = threading.Thread(
+            target=self._server.run, name="waitress", daemon=True
+        )
+        self.url = f"http://{host}:{self._server.effective_port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the listening socket and every connection; wait for the loop."""
+        server = self._server
+
+        def close_everything() -> None:
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_everything)
+        self._thread.join(timeout)
+        server.task_dispatcher.shutdown(timeout=timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

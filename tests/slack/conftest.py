@@ -7,14 +7,11 @@ sandbox. ``slack`` posts signed requests shaped like Slack's to it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
-import waitress
 from slack_sdk import WebClient
 
 from vpsbot import payloads
@@ -24,7 +21,7 @@ from vpsbot.localslack import LocalSlack
 from vpsbot.store import PolicyRepository, session_scope
 from vpsbot.vps import VpsClient
 from vpsbot.vps.sandbox import Sandbox, SandboxServer
-from vpsbot.web import SlackWsgiApp
+from vpsbot.web import BackgroundServer, SlackWsgiApp
 
 SECRET = "test-signing-secret"
 TEAM = "T0TEST"
@@ -78,22 +75,10 @@ def bot(session_factory, sandbox_server: SandboxServer, local_slack: LocalSlack)
     app.close()
 
 
-@dataclass
-class Served:
-    url: str
-    server: Any
-
-
 @pytest.fixture
-def served(bot: VpsBot, engine) -> Iterator[Served]:
-    server = waitress.create_server(
-        SlackWsgiApp(bot.bolt, engine), host="127.0.0.1", port=0, threads=8
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield Served(f"http://127.0.0.1:{server.effective_port}", server)
-    server.close()
-    thread.join(timeout=5)
+def served(bot: VpsBot, engine) -> Iterator[BackgroundServer]:
+    with BackgroundServer(SlackWsgiApp(bot.bolt, engine), threads=8) as server:
+        yield server
 
 
 def set_policy(session_factory, rules: dict[str, str], channel: str = CHANNEL) -> None:
@@ -106,7 +91,9 @@ def set_policy(session_factory, rules: dict[str, str], channel: str = CHANNEL) -
 class SlackSimulator:
     """Posts signed Slack-shaped requests to the served app and waits for work."""
 
-    def __init__(self, served: Served, bot: VpsBot, local_slack: LocalSlack) -> None:
+    def __init__(
+        self, served: BackgroundServer, bot: VpsBot, local_slack: LocalSlack
+    ) -> None:
         self.url = served.url + "/slack/events"
         self.bot = bot
         self.local = local_slack
@@ -118,8 +105,9 @@ class SlackSimulator:
         name = f"resp{self._responses}"
         return name, self.local.response_url(name)
 
-    def post(self, body: str, *, headers: dict[str, str] | None = None,
-             wait: bool = True) -> requests.Response:
+    def post(
+        self, body: str, *, headers: dict[str, str] | None = None, wait: bool = True
+    ) -> requests.Response:
         response = self.http.post(
             self.url,
             data=body.encode(),
@@ -130,16 +118,24 @@ class SlackSimulator:
             assert self.bot.background.wait_idle(timeout=30)
         return response
 
-    def command(self, text: str, *, user: str = ALICE, channel: str = CHANNEL,
-                wait: bool = True) -> tuple[requests.Response, str]:
+    def command(
+        self, text: str, *, user: str = ALICE, channel: str = CHANNEL, wait: bool = True
+    ) -> tuple[requests.Response, str]:
         name, url = self.response_url()
         body = payloads.slash_command(
             text, team_id=TEAM, channel_id=channel, user_id=user, response_url=url
         )
         return self.post(body, wait=wait), name
 
-    def press(self, action_id: str, value: str, *, user: str = ALICE,
-              channel: str = CHANNEL, wait: bool = True) -> tuple[requests.Response, str]:
+    def press(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = ALICE,
+        channel: str = CHANNEL,
+        wait: bool = True,
+    ) -> tuple[requests.Response, str]:
         name, url = self.response_url()
         body = payloads.block_action(
             {"action_id": action_id, "value": value},
@@ -150,8 +146,14 @@ class SlackSimulator:
         )
         return self.post(body, wait=wait), name
 
-    def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *,
-               user: str = ALICE, wait: bool = True) -> requests.Response:
+    def submit(
+        self,
+        view: dict[str, Any],
+        values: dict[str, dict[str, Any]],
+        *,
+        user: str = ALICE,
+        wait: bool = True,
+    ) -> requests.Response:
         body = payloads.view_submission(view, values, team_id=TEAM, user_id=user)
         return self.post(body, wait=wait)
 
@@ -179,7 +181,9 @@ def block_text(block: dict[str, Any]) -> str:
     for element in block.get("elements") or []:
         if isinstance(element, dict):
             text = element.get("text")
-            parts.append(text.get("text", "") if isinstance(text, dict) else str(text or ""))
+            parts.append(
+                text.get("text", "") if isinstance(text, dict) else str(text or "")
+            )
     return "\n".join(parts)
 
 
@@ -199,5 +203,7 @@ def buttons(body: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def slack(served: Served, bot: VpsBot, local_slack: LocalSlack) -> SlackSimulator:
+def slack(
+    served: BackgroundServer, bot: VpsBot, local_slack: LocalSlack
+) -> SlackSimulator:
     return SlackSimulator(served, bot, local_slack)

@@ -32,8 +32,9 @@ def test_reboot_button_reboots_announces_and_redraws_the_card(
     assert (row["user"], row["action"], row["outcome"]) == (BOB, "reboot", "succeeded")
 
 
-def test_policy_is_checked_again_when_a_button_is_pressed(slack, session_factory,
-                                                         sandbox):
+def test_policy_is_checked_again_when_a_button_is_pressed(
+    slack, session_factory, sandbox
+):
     set_policy(session_factory, ALL_ALLOWED)
     web01 = _server(sandbox, "web-01")
     set_policy(session_factory, {"power": "deny"})
@@ -79,8 +80,9 @@ def _open_delete_dialog(slack, local_slack, text="delete web-02"):
     return opened, filled
 
 
-def test_delete_dialog_opens_first_then_asks_for_the_name(slack, session_factory,
-                                                          local_slack, sandbox):
+def test_delete_dialog_opens_first_then_asks_for_the_name(
+    slack, session_factory, local_slack, sandbox
+):
     set_policy(session_factory, ALL_ALLOWED)
     sandbox.reset_calls()
 
@@ -96,8 +98,9 @@ def test_delete_dialog_opens_first_then_asks_for_the_name(slack, session_factory
     assert audit_rows(session_factory) == []
 
 
-def test_delete_with_the_wrong_name_is_refused_inline(slack, session_factory,
-                                                      local_slack, sandbox):
+def test_delete_with_the_wrong_name_is_refused_inline(
+    slack, session_factory, local_slack, sandbox
+):
     set_policy(session_factory, ALL_ALLOWED)
     _, filled = _open_delete_dialog(slack, local_slack)
     view = {**filled.body["view"], "id": filled.body["view_id"]}
@@ -111,8 +114,9 @@ def test_delete_with_the_wrong_name_is_refused_inline(slack, session_factory,
     assert audit_rows(session_factory) == []
 
 
-def test_delete_submitted_twice_deletes_once(slack, session_factory, local_slack,
-                                            sandbox):
+def test_delete_submitted_twice_deletes_once(
+    slack, session_factory, local_slack, sandbox
+):
     set_policy(session_factory, ALL_ALLOWED)
     web02 = _server(sandbox, "web-02")
     _, filled = _open_delete_dialog(slack, local_slack)
@@ -167,8 +171,9 @@ def test_delete_dialog_for_a_denied_user_says_so_in_the_dialog(
     assert "does not allow `delete`" in str(view["blocks"])
 
 
-def test_delete_button_opens_the_same_dialog(slack, session_factory, local_slack,
-                                            sandbox):
+def test_delete_button_opens_the_same_dialog(
+    slack, session_factory, local_slack, sandbox
+):
     set_policy(session_factory, ALL_ALLOWED)
     db01 = _server(sandbox, "db-01")
 

@@ -63,8 +63,9 @@ def test_list_filters_by_status_and_location_words(slack, session_factory):
     )
 
 
-def test_channel_without_policy_denies_and_names_the_admins(slack, session_factory,
-                                                            sandbox):
+def test_channel_without_policy_denies_and_names_the_admins(
+    slack, session_factory, sandbox
+):
     sandbox.reset_calls()
 
     _, name = slack.command("list", user=BOB)
@@ -97,8 +98,9 @@ def test_show_draws_the_buttons_the_state_allows(slack, session_factory):
     assert stop_button["confirm"]["confirm"]["text"] == "Stop"
 
 
-def test_unknown_command_is_answered_in_the_ack_and_not_audited(slack, session_factory,
-                                                               local_slack):
+def test_unknown_command_is_answered_in_the_ack_and_not_audited(
+    slack, session_factory, local_slack
+):
     set_policy(session_factory, ALL_ALLOWED)
 
     response, name = slack.command("frobnicate web-01")
@@ -159,8 +161,9 @@ def test_a_name_shared_by_two_servers_asks_for_the_id(slack, session_factory, sa
     assert not any(path.endswith("/reboot/") for _, path in sandbox.calls)
 
 
-def test_typed_reboot_runs_at_once_and_is_announced(slack, session_factory, sandbox,
-                                                    local_slack):
+def test_typed_reboot_runs_at_once_and_is_announced(
+    slack, session_factory, sandbox, local_slack
+):
     set_policy(session_factory, ALL_ALLOWED)
     web01 = next(s for s in sandbox.list_servers() if s["name"] == "web-01")
 
@@ -217,8 +220,9 @@ def test_provider_failure_on_a_read_is_one_sentence(slack, session_factory, sand
     assert (row["action"], row["outcome"]) == ("list", "failed")
 
 
-def test_provider_failure_on_a_power_action_is_not_resent(slack, session_factory,
-                                                         sandbox):
+def test_provider_failure_on_a_power_action_is_not_resent(
+    slack, session_factory, sandbox
+):
     set_policy(session_factory, ALL_ALLOWED)
     sandbox.reset_calls()
     sandbox.fail_next(500, times=5, path_contains="/reboot/")
@@ -231,8 +235,9 @@ def test_provider_failure_on_a_power_action_is_not_resent(slack, session_factory
     assert audit_rows(session_factory)[-1]["outcome"] == "failed"
 
 
-def test_approve_rule_says_approvals_are_not_available_yet(slack, session_factory,
-                                                          sandbox):
+def test_approve_rule_says_approvals_are_not_available_yet(
+    slack, session_factory, sandbox
+):
     set_policy(session_factory, {**ALL_ALLOWED, "modify": "approve"})
     sandbox.reset_calls()
 
@@ -308,19 +313,27 @@ def test_audit_shows_this_channels_entries_newest_first(slack, session_factory):
     assert "list" not in text.split("newest first", 1)[1]
 
 
-def test_signature_problems_get_401_and_record_nothing(slack, session_factory,
-                                                      local_slack):
+def test_signature_problems_get_401_and_record_nothing(
+    slack, session_factory, local_slack
+):
     set_policy(session_factory, ALL_ALLOWED)
     body = payloads.slash_command(
-        "list", team_id=TEAM, channel_id=CHANNEL, user_id=ALICE,
+        "list",
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        user_id=ALICE,
         response_url=local_slack.response_url("x"),
     )
     forged = payloads.signed_headers("not-the-secret", body)
     stale = payloads.signed_headers(SECRET, body, timestamp=int(time.time()) - 600)
-    garbage = {**payloads.signed_headers(SECRET, body),
-               "x-slack-request-timestamp": "yesterday"}
+    garbage = {
+        **payloads.signed_headers(SECRET, body),
+        "x-slack-request-timestamp": "yesterday",
+    }
 
-    statuses = [slack.post(body, headers=h).status_code for h in (forged, stale, garbage)]
+    statuses = [
+        slack.post(body, headers=h).status_code for h in (forged, stale, garbage)
+    ]
 
     assert statuses == [401, 401, 401]
     assert audit_rows(session_factory) == []

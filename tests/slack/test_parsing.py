@@ -20,8 +20,10 @@ NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
         ("list Active US-West", {"status": "active", "location": "us-west"}),
         ("list us-east", {"status": None, "location": "us-east"}),
         ("list provisioning", {"status": "provisioning"}),
-        ("list status=stopped location=eu-central",
-         {"status": "stopped", "location": "eu-central"}),
+        (
+            "list status=stopped location=eu-central",
+            {"status": "stopped", "location": "eu-central"},
+        ),
         ("show web-01", {"verb": "show", "server": "web-01"}),
         ("show 12345", {"server": "12345"}),
         ("Reboot web-01", {"verb": "reboot", "server": "web-01", "reason": None}),
@@ -37,18 +39,28 @@ NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
         ("approvals", {"verb": "approvals"}),
         ("connect", {"verb": "connect"}),
         ("policy", {"verb": "policy", "rules": {}, "approvers": None}),
-        ("policy READ=Allow power=approve",
-         {"rules": {"read": "allow", "power": "approve"}}),
-        ("policy approvers <@U0AB12|alice> <!subteam^S0OPS|@ops> <@W0XY>",
-         {"approvers": ("U0AB12", "S0OPS", "W0XY")}),
+        (
+            "policy READ=Allow power=approve",
+            {"rules": {"read": "allow", "power": "approve"}},
+        ),
+        (
+            "policy approvers <@U0AB12|alice> <!subteam^S0OPS|@ops> <@W0XY>",
+            {"approvers": ("U0AB12", "S0OPS", "W0XY")},
+        ),
         ("policy approvers", {"approvers": ()}),
         ("audit", {"verb": "audit", "server": None, "user": None, "export": False}),
-        ("audit db-01 <@U0BOB|bob> action=Stop outcome=denied",
-         {"server": "db-01", "user": "U0BOB", "action": "stop", "outcome": "denied"}),
+        (
+            "audit db-01 <@U0BOB|bob> action=Stop outcome=denied",
+            {"server": "db-01", "user": "U0BOB", "action": "stop", "outcome": "denied"},
+        ),
         ("audit since=2h", {"since": datetime(2026, 12, 4, 10, 0, tzinfo=UTC)}),
-        ("audit since=2026-12-01 until=2026-12-02T08:30",
-         {"since": datetime(2026, 12, 1, tzinfo=UTC),
-          "until": datetime(2026, 12, 2, 8, 30, tzinfo=UTC)}),
+        (
+            "audit since=2026-12-01 until=2026-12-02T08:30",
+            {
+                "since": datetime(2026, 12, 1, tzinfo=UTC),
+                "until": datetime(2026, 12, 2, 8, 30, tzinfo=UTC),
+            },
+        ),
         ("audit export action=delete", {"export": True, "action": "delete"}),
     ],
 )
@@ -107,7 +119,7 @@ def test_normalise_undoes_slack_escaping_and_typography():
 
 
 def test_tokenize_keeps_quoted_values_whole():
-    assert tokenize('stop web-01 reason="two words" x=\'y z\'') == [
+    assert tokenize("stop web-01 reason=\"two words\" x='y z'") == [
         "stop",
         "web-01",
         "reason=two words",

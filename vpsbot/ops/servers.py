@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from vpsbot.errors import ActionStateError, ServerLookupError, UserError
+from vpsbot.errors import ActionStateError, ServerLookupError
 from vpsbot.ops.context import Actor
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.vps import NotFoundError, Server, VpsApiError, VpsClient
@@ -115,11 +115,11 @@ class ServerOperations:
         target = _target(server)
         self._check_power_state(actor, verb, server)
 
-        with self._claimed(actor, verb, server):
-            with self._audited_failure(actor, verb, target, reason):
-                result = getattr(self._vps, verb)(
-                    server.id, request_id=actor.request_id
-                )
+        with (
+            self._claimed(actor, verb, server),
+            self._audited_failure(actor, verb, target, reason),
+        ):
+            result = getattr(self._vps, verb)(server.id, request_id=actor.request_id)
         after = dataclasses.replace(
             server, status=result.server_status or _POWER_PROGRESS[verb]
         )
@@ -150,11 +150,13 @@ class ServerOperations:
                 "rename", server, f"{server.name} already has that name"
             )
 
-        with self._claimed(actor, "rename", server):
-            with self._audited_failure(actor, "rename", target, reason):
-                after = self._vps.patch(
-                    server.id, name=new_name, request_id=actor.request_id
-                )
+        with (
+            self._claimed(actor, "rename", server),
+            self._audited_failure(actor, "rename", target, reason),
+        ):
+            after = self._vps.patch(
+                server.id, name=new_name, request_id=actor.request_id
+            )
         recorded = self._guard.record_after_change(
             actor,
             "rename",
@@ -186,11 +188,13 @@ class ServerOperations:
                 "backups", server, f"backups were already {word} for {server.name}"
             )
 
-        with self._claimed(actor, "backups", server):
-            with self._audited_failure(actor, "backups", target, reason):
-                after = self._vps.patch(
-                    server.id, backups_enabled=enabled, request_id=actor.request_id
-                )
+        with (
+            self._claimed(actor, "backups", server),
+            self._audited_failure(actor, "backups", target, reason),
+        ):
+            after = self._vps.patch(
+                server.id, backups_enabled=enabled, request_id=actor.request_id
+            )
         recorded = self._guard.record_after_change(
             actor,
             "backups",
@@ -245,9 +249,11 @@ class ServerOperations:
                 actor, "delete", server, f"{server.name} is {server.status}"
             )
 
-        with self._claimed(actor, "delete", server):
-            with self._audited_failure(actor, "delete", target, reason):
-                self._vps.delete(server.id, request_id=actor.request_id)
+        with (
+            self._claimed(actor, "delete", server),
+            self._audited_failure(actor, "delete", target, reason),
+        ):
+            self._vps.delete(server.id, request_id=actor.request_id)
         recorded = self._guard.record_after_change(
             actor, "delete", "succeeded", target, _with_reason("deleted", reason)
         )

@@ -28,8 +28,9 @@ _VERBS = {action_id: verb for verb, action_id in POWER_BUTTONS.items()}
 def register(app: App, slack: SlackContext) -> None:
     """Wire the server buttons."""
 
-    def press_server_button(ack: Ack, body: dict[str, Any], client: WebClient,
-                            context: dict[str, Any]) -> None:
+    def press_server_button(
+        ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
+    ) -> None:
         """A Show, Start, Stop, Reboot or Delete button on a server message."""
         action = (body.get("actions") or [{}])[0]
         action_id = action.get("action_id", "")
@@ -58,7 +59,9 @@ def register(app: App, slack: SlackContext) -> None:
             )
         elif action_id == SHOW_BUTTON:
             slack.background.run(
-                actor.request_id, replies.ephemeral, lambda: _show(slack, actor, value, replies)
+                actor.request_id,
+                replies.ephemeral,
+                lambda: _show(slack, actor, value, replies),
             )
         else:
             verb = _VERBS[action_id]
@@ -90,8 +93,9 @@ def _power(
     replies.announce(text, blocks.announcement(text))
     replies.replace_original(
         f"{result.server.name}: {result.server.status}",
-        blocks.server_card(result.server, note=f"Updated after <@{actor.user_id}>'s "
-                           f"{verb}."),
+        blocks.server_card(
+            result.server, note=f"Updated after <@{actor.user_id}>'s {verb}."
+        ),
     )
 
 

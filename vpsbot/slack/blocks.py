@@ -220,7 +220,9 @@ def delete_view(server: Server, metadata: Mapping[str, Any]) -> dict[str, Any]:
             _section(messages.delete_prompt(server.name)),
             SectionBlock(
                 fields=[
-                    MarkdownTextObject(text=f"*Server*\n{server.name} (id {server.id})"),
+                    MarkdownTextObject(
+                        text=f"*Server*\n{server.name} (id {server.id})"
+                    ),
                     MarkdownTextObject(text=f"*Status*\n`{server.status}`"),
                     MarkdownTextObject(text=f"*IPv4*\n{server.ip_address or '—'}"),
                     MarkdownTextObject(text=f"*Plan*\n{plan_summary(server)}"),
@@ -257,7 +259,9 @@ _RULE_WORDS = {
 }
 
 
-def help_message(rules: ChannelRules, *, is_admin: bool, admins: tuple[str, ...]) -> Blocks:
+def help_message(
+    rules: ChannelRules, *, is_admin: bool, admins: tuple[str, ...]
+) -> Blocks:
     """``/vps help``: the commands, marked with what the asker may do here."""
     lines = ["*vpsbot* runs this team's VPS.org servers. In this channel:"]
     for action, rule in allowed_actions(rules).items():
@@ -326,9 +330,7 @@ def audit_message(entries: Sequence[AuditEntry], filters: str) -> Blocks:
         return _dicts([_section(title), _context("No entries match.")])
     lines = []
     for entry in entries:
-        server = entry.server_name or (
-            str(entry.server_id) if entry.server_id else ""
-        )
+        server = entry.server_name or (str(entry.server_id) if entry.server_id else "")
         line = (
             f"`{entry.at:%Y-%m-%d %H:%M} UTC` <@{entry.user}> {entry.action}"
             f"{' *' + server + '*' if server else ''} → *{entry.outcome}*"

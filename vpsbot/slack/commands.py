@@ -14,7 +14,6 @@ from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
 from vpsbot.slack.parsing import Command, ParseError, parse
 from vpsbot.slack.replies import Replies
-from vpsbot.slack.views import DeleteDialogs
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +21,9 @@ logger = logging.getLogger(__name__)
 def register(app: App, slack: SlackContext) -> None:
     """Wire ``/vps`` to its handler."""
 
-    def handle_vps_command(ack: Ack, body: dict[str, Any], client: WebClient,
-                           context: dict[str, Any]) -> None:
+    def handle_vps_command(
+        ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
+    ) -> None:
         """Slash command ``/vps …``."""
         try:
             command = parse(body.get("text") or "")
@@ -62,7 +62,9 @@ def register(app: App, slack: SlackContext) -> None:
     app.command(COMMAND)(handle_vps_command)
 
 
-def run_command(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
+def run_command(
+    ops: Operations, command: Command, actor: Actor, replies: Replies
+) -> None:
     """Carry out a parsed command (not ``delete``) and answer it."""
     verb = command.verb
     if verb == "help":
@@ -134,7 +136,8 @@ def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) ->
     )
     entries = ops.audit.recent(actor, filters)
     replies.ephemeral(
-        f"{len(entries)} audit entries", blocks.audit_message(entries, filters.describe())
+        f"{len(entries)} audit entries",
+        blocks.audit_message(entries, filters.describe()),
     )
 
 
@@ -143,7 +146,9 @@ def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -
         try:
             rules = ops.policies.change_rules(actor, command.rules)
         except ValueError as exc:
-            replies.ephemeral(f"{exc}. Usage: `/vps policy <action>=allow|approve|deny`")
+            replies.ephemeral(
+                f"{exc}. Usage: `/vps policy <action>=allow|approve|deny`"
+            )
             return
         replies.announce(
             f"<@{actor.user_id}> changed this channel's vpsbot policy: "
@@ -159,5 +164,6 @@ def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -
     else:
         rules = ops.policies.current(actor)
         replies.ephemeral(
-            "This channel's policy", blocks.policy_message(rules, admins=ops.policies.admins)
+            "This channel's policy",
+            blocks.policy_message(rules, admins=ops.policies.admins),
         )

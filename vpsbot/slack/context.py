@@ -43,9 +43,7 @@ def actor_from_command(body: dict[str, Any], context: dict[str, Any]) -> Actor |
 def actor_from_action(body: dict[str, Any], context: dict[str, Any]) -> Actor | None:
     """The actor of a block_actions payload: who clicked, and where."""
     user = (body.get("user") or {}).get("id")
-    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get(
-        "team_id"
-    )
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
     channel = (body.get("channel") or {}).get("id") or (
         body.get("container") or {}
     ).get("channel_id")

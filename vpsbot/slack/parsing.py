@@ -11,8 +11,8 @@ import html
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import NoReturn
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 logger = logging.getLogger(__name__)
 

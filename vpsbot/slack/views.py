@@ -90,8 +90,13 @@ class DeleteDialogs:
             content = blocks.delete_view(server, metadata)
         client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=content)
 
-    def submit(self, client: WebClient, body: dict[str, Any], actor: Actor,
-               metadata: dict[str, Any]) -> None:
+    def submit(
+        self,
+        client: WebClient,
+        body: dict[str, Any],
+        actor: Actor,
+        metadata: dict[str, Any],
+    ) -> None:
         """Carry out a submitted delete on the work pool, answering through Slack."""
         replies = Replies(
             client=client,
@@ -122,8 +127,9 @@ class DeleteDialogs:
 def register(app: App, dialogs: DeleteDialogs) -> None:
     """Wire the Delete dialog's submission."""
 
-    def submit_delete_view(ack: Ack, body: dict[str, Any], client: WebClient,
-                           context: dict[str, Any]) -> None:
+    def submit_delete_view(
+        ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
+    ) -> None:
         """Submission of the typed-name Delete dialog."""
         view = body.get("view") or {}
         try:

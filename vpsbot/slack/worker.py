@@ -27,7 +27,9 @@ class TrackedPool:
     """A thread pool that can tell when all it was given has finished."""
 
     def __init__(self, max_workers: int, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=name
+        )
         self._pending = 0
         self._idle = threading.Condition()
 
@@ -76,7 +78,9 @@ class Background:
         """Run ``fn`` on the work pool, answering any failure through ``reply``."""
         self.work.submit(lambda: guarded(request_id, reply, fn))
 
-    def run_dialog(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
+    def run_dialog(
+        self, request_id: str, reply: Reply, fn: Callable[[], object]
+    ) -> None:
         """Run ``fn`` on the dialog pool (it must only open a view)."""
         self.dialogs.submit(lambda: guarded(request_id, reply, fn))
 
