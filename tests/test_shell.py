@@ -34,7 +34,7 @@ def test_list_show_and_a_confirmed_reboot_button():
         assert name in output
     # The list draws four Show buttons (1-4); the card draws Stop, Reboot, Delete.
     assert "[5] Stop  [6] Reboot  [7] Delete" in output
-    assert "Reboot web-01? It restarts gracefully" in output
+    assert "Reboot web-01? web-01 restarts gracefully" in output
     assert "[#ops] vpsbot:" in output
     assert "@alice rebooted *web-01*" in output
     assert "@alice reboot *web-01* → *succeeded*" in output

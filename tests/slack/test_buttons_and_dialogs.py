@@ -89,7 +89,8 @@ def test_delete_dialog_opens_first_then_asks_for_the_name(
     opened, filled = _open_delete_dialog(slack, local_slack)
 
     assert local_slack.calls.index(opened) < local_slack.calls.index(filled)
-    assert "Looking up" in str(opened.body["view"]["blocks"])
+    [loading] = opened.body["view"]["blocks"]
+    assert loading["text"]["text"] == "Looking up web-02…"
     view = filled.body["view"]
     [field] = [b for b in view["blocks"] if b["type"] == "input"]
     assert field["label"]["text"] == "Server name"

@@ -86,7 +86,7 @@ def test_show_draws_the_buttons_the_state_allows(slack, session_factory):
 
     [card] = slack.answers(active)
     assert [label for label, _, _ in buttons(card)] == ["Stop", "Reboot", "Delete"]
-    assert "203." in slack.answer_text(active) or "IPv4" in slack.answer_text(active)
+    assert "*IPv4*\n203.0.113.22" in slack.answer_text(active)
     [card] = slack.answers(stopped)
     assert [label for label, _, _ in buttons(card)] == ["Start", "Delete"]
     stop_button = next(
@@ -275,6 +275,11 @@ def test_policy_changes_are_for_admins_and_audited(slack, session_factory):
     assert "`read` = *allow*" in slack.answer_text(shown)
     assert "`power` = *approve*" in slack.answer_text(shown)
     assert "`delete` = *deny*" in slack.answer_text(shown)
+    [announcement] = slack.local.api_calls("chat.postMessage")
+    assert announcement.body["channel"] == CHANNEL
+    assert announcement.body["blocks"][0]["text"]["text"] == (
+        f"<@{ALICE}> changed this channel's vpsbot policy: `read=allow` `power=approve`"
+    )
     rows = [(r["user"], r["action"], r["outcome"]) for r in audit_rows(session_factory)]
     assert rows == [(BOB, "policy", "denied"), (ALICE, "policy", "succeeded")]
 

@@ -184,13 +184,13 @@ def _on_off(value: bool | None) -> str:
 # Dialogs
 
 
-def loading_view(title: str) -> dict[str, Any]:
+def loading_view(title: str, looking_for: str) -> dict[str, Any]:
     """The view opened at once, so a trigger_id is never left to expire."""
     return View(
         type="modal",
         title=PlainTextObject(text=title[:24]),
         close=PlainTextObject(text="Close"),
-        blocks=[_section(messages.loading(title.lower()))],
+        blocks=[_section(messages.loading(looking_for))],
     ).to_dict()
 
 
@@ -289,11 +289,18 @@ def help_message(
     return _dicts(blocks)
 
 
-def policy_message(rules: ChannelRules, *, admins: tuple[str, ...]) -> Blocks:
-    """``/vps policy``: each action's rule and who approves."""
+def policy_message(
+    rules: ChannelRules, *, admins: tuple[str, ...], headline: str | None = None
+) -> Blocks:
+    """``/vps policy``: each action's rule and who approves.
+
+    ``headline``, when given, comes first (who changed what, in announcements).
+    """
+    top = [_section(headline)] if headline else []
     if not rules.configured:
         return _dicts(
             [
+                *top,
                 _section(
                     "This channel has no vpsbot policy, so every action is denied."
                 ),
@@ -311,6 +318,7 @@ def policy_message(rules: ChannelRules, *, admins: tuple[str, ...]) -> Blocks:
     )
     return _dicts(
         [
+            *top,
             _section("*This channel's policy*\n" + "\n".join(lines)),
             _context(f"Approvers: {approvers}."),
         ]

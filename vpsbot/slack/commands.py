@@ -150,16 +150,20 @@ def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -
                 f"{exc}. Usage: `/vps policy <action>=allow|approve|deny`"
             )
             return
-        replies.announce(
+        headline = (
             f"<@{actor.user_id}> changed this channel's vpsbot policy: "
-            + " ".join(f"{key}={value}" for key, value in command.rules.items()),
-            blocks.policy_message(rules, admins=ops.policies.admins),
+            + " ".join(f"`{key}={value}`" for key, value in command.rules.items())
+        )
+        replies.announce(
+            headline,
+            blocks.policy_message(rules, admins=ops.policies.admins, headline=headline),
         )
     elif command.approvers is not None:
         rules = ops.policies.set_approvers(actor, command.approvers)
+        headline = f"<@{actor.user_id}> changed who approves vpsbot requests here."
         replies.announce(
-            f"<@{actor.user_id}> changed who approves vpsbot requests here.",
-            blocks.policy_message(rules, admins=ops.policies.admins),
+            headline,
+            blocks.policy_message(rules, admins=ops.policies.admins, headline=headline),
         )
     else:
         rules = ops.policies.current(actor)

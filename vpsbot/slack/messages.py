@@ -90,5 +90,5 @@ def delete_wrong_name(name: str) -> str:
 
 def confirm_power(verb: str, name: str) -> str:
     if verb == "stop":
-        return f"Stop {name}? It shuts down gracefully and stays off until started."
-    return f"Reboot {name}? It restarts gracefully and is briefly unreachable."
+        return f"{name} shuts down gracefully and stays off until someone starts it."
+    return f"{name} restarts gracefully and is unreachable for a short while."

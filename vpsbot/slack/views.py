@@ -50,7 +50,8 @@ class DeleteDialogs:
 
         def open_then_fill() -> None:
             opened = client.views_open(
-                trigger_id=trigger_id, view=blocks.loading_view("Delete server")
+                trigger_id=trigger_id,
+                view=blocks.loading_view("Delete server", ref),
             )
             view = opened.get("view") or {}
             self._background.run(
