@@ -231,8 +231,38 @@ def test_provider_failure_on_a_power_action_is_not_resent(
 
     reboots = [path for method, path in sandbox.calls if path.endswith("/reboot/")]
     assert len(reboots) == 1
-    assert "VPS.org" in slack.answer_text(name)
+    assert slack.answer_text(name) == (
+        "VPS.org had an internal error (HTTP 500); nothing was changed that we "
+        "know of, but check `/vps list` before trying again."
+    )
     assert audit_rows(session_factory)[-1]["outcome"] == "failed"
+
+
+def test_a_lost_answer_to_a_reboot_is_looked_up_not_resent(
+    slack, session_factory, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.reset_calls()
+    sandbox.fail_next(504, path_contains="/reboot/")
+
+    _, name = slack.command("reboot web-01")
+
+    reboots = [path for method, path in sandbox.calls if path.endswith("/reboot/")]
+    assert reboots == ["/api/v1/servers/12345/reboot/"]
+    assert sandbox.calls[-1] == ("GET", "/api/v1/servers/12345/")
+    assert slack.answer_text(name) == (
+        "VPS.org's answer to the reboot of web-01 was lost, so vpsbot did not "
+        "send it again. A fresh look shows that web-01 is `active`."
+    )
+    row = audit_rows(session_factory)[-1]
+    assert (row["action"], row["outcome"], row["server_id"]) == (
+        "reboot",
+        "failed",
+        12345,
+    )
+    assert row["detail"] == (
+        "outcome unknown: the answer was lost; afterwards that web-01 is `active`"
+    )
 
 
 def test_approve_rule_says_approvals_are_not_available_yet(

@@ -14,10 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from vpsbot.errors import ActionStateError, ServerLookupError
+from vpsbot.errors import ActionStateError, ServerLookupError, UserError
 from vpsbot.ops.context import Actor
 from vpsbot.ops.guard import Guard, Target
-from vpsbot.vps import NotFoundError, Server, VpsApiError, VpsClient
+from vpsbot.vps import (
+    NotFoundError,
+    OutcomeUnknownError,
+    Server,
+    VpsApiError,
+    VpsClient,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -339,9 +345,23 @@ class ServerOperations:
     def _audited_failure(
         self, actor: Actor, verb: str, target: Target, reason: str | None = None
     ) -> Iterator[None]:
-        """Audit a provider or lookup failure as ``failed`` and let it propagate."""
+        """Audit a provider or lookup failure as ``failed`` and let it propagate.
+
+        A change whose answer was lost is never resent: the server is read
+        again and the user is told how it stands now.
+        """
         try:
             yield
+        except OutcomeUnknownError as exc:
+            now = self._look_after_lost_answer(actor, target)
+            detail = f"outcome unknown: the answer was lost; afterwards {now}"
+            self._guard.record_after_change(
+                actor, verb, "failed", target, _with_reason(detail, reason)
+            )
+            raise UserError(
+                f"VPS.org's answer to the {verb} of {target.server_name} was lost, "
+                f"so vpsbot did not send it again. A fresh look shows {now}."
+            ) from exc
         except VpsApiError as exc:
             self._guard.record_after_change(
                 actor, verb, "failed", target, _with_reason(exc.user_message, reason)
@@ -350,6 +370,24 @@ class ServerOperations:
         except ServerLookupError as exc:
             self._guard.record(actor, verb, "failed", target, str(exc))
             raise
+
+    def _look_after_lost_answer(self, actor: Actor, target: Target) -> str:
+        """How the server stands after a change whose answer was lost."""
+        if target.server_id is None:
+            return "nothing more (the server is not known)"
+        try:
+            server = self._vps.get_by_id(target.server_id, request_id=actor.request_id)
+        except NotFoundError:
+            return f"that {target.server_name} no longer exists"
+        except VpsApiError as exc:
+            logger.warning(
+                "could not read server %s after a lost answer: %s [%s]",
+                target.server_id,
+                type(exc).__name__,
+                actor.request_id,
+            )
+            return "nothing, because VPS.org did not answer; check `/vps list`"
+        return f"that {server.name} is `{server.status}`"
 
 
 def _target(server: Server) -> Target:

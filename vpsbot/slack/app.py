@@ -20,6 +20,22 @@ logger = logging.getLogger(__name__)
 # modest pool keeps up; Bolt's default of five is raised for bursts.
 LISTENER_THREADS = 16
 
+BOLT_LOGGER = "vpsbot.bolt"
+
+
+class _IgnoreTokenFromEnvironment(logging.Filter):
+    """Drop Bolt's notice that ``SLACK_BOT_TOKEN`` loses to our own client.
+
+    Bolt reads the variable by itself and warns at every start that the
+    client we pass wins; that is intended here, so the notice is noise.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger(BOLT_LOGGER).addFilter(_IgnoreTokenFromEnvironment())
+
 
 def build_bolt_app(
     *,
@@ -43,7 +59,7 @@ def build_bolt_app(
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"
         ),
-        logger=logging.getLogger("vpsbot.bolt"),
+        logger=logging.getLogger(BOLT_LOGGER),
     )
     slack = SlackContext(
         ops=ops,
