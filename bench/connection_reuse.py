@@ -2,7 +2,9 @@
 
 Sends N reads (``get_by_id`` and ``get_all``, alternating) from one client,
 first from one thread and then from eight at once, against the sandbox over
-real HTTP, and counts the TCP connections the sandbox accepted.
+real HTTP, and counts the TCP connections the sandbox accepted. The baseline
+is the same reads sent with a bare ``requests.get`` each, which opens a
+connection per request.
 
     python bench/connection_reuse.py [--reads 200]
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import requests
 
 from vpsbot.vps import VpsClient
 from vpsbot.vps.sandbox import Sandbox, SandboxServer
@@ -37,10 +41,27 @@ def run(reads: int, threads: int) -> tuple[int, float]:
         return server.connections_opened, elapsed
 
 
+def run_baseline(reads: int) -> tuple[int, float]:
+    sandbox = Sandbox(token="bench-token")
+    with SandboxServer(sandbox) as server:
+        headers = {"Authorization": "Bearer bench-token"}
+        started = time.perf_counter()
+        for n in range(reads):
+            path = "servers/12345/" if n % 2 else "servers/"
+            requests.get(server.url.rstrip("/") + "/" + path, headers=headers).json()
+        elapsed = time.perf_counter() - started
+        return server.connections_opened, elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reads", type=int, default=200)
     args = parser.parse_args()
+    connections, elapsed = run_baseline(args.reads)
+    print(
+        f"baseline requests.get reads={args.reads} connections_opened={connections} "
+        f"({args.reads / elapsed:.0f} reads/s)"
+    )
     for threads in (1, 8):
         connections, elapsed = run(args.reads, threads)
         print(

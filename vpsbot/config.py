@@ -62,7 +62,7 @@ class Settings:
     port: int = 3000
     # Threads that run provider calls after Slack has been acknowledged; Bolt's
     # own listener pool only acknowledges and hands work over.
-    worker_threads: int = 16
+    worker_threads: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -91,7 +91,7 @@ class Settings:
             secret_keys=get.secret_list("VPSBOT_SECRET_KEY"),
             log_format=get.choice("VPSBOT_LOG_FORMAT", ("text", "json"), "text"),
             port=get.integer("PORT", 3000, minimum=1, maximum=65535) or 3000,
-            worker_threads=get.integer("VPSBOT_WORKER_THREADS", 16, minimum=1) or 16,
+            worker_threads=get.integer("VPSBOT_WORKER_THREADS", 8, minimum=1) or 8,
         )
 
     def replace(self, **changes: object) -> Settings:

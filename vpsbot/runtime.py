@@ -15,6 +15,9 @@ from vpsbot.web import SlackWsgiApp
 logger = logging.getLogger(__name__)
 
 SANDBOX_TOKEN = "sandbox-token"
+# waitress threads only verify, parse and acknowledge; slow work runs on the
+# work pool (VPSBOT_WORKER_THREADS), so a fixed number is enough.
+HTTP_THREADS = 16
 
 
 @contextmanager
@@ -60,7 +63,7 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
                 app,
                 host=host,
                 port=settings.port,
-                threads=max(8, settings.worker_threads),
+                threads=HTTP_THREADS,
                 ident="vpsbot",
             )
         finally:
