@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
+from vpsbot import audit
+
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
@@ -40,36 +42,6 @@ STATUSES = frozenset(
         "failed",
     }
 )
-AUDIT_ACTIONS = frozenset(
-    {
-        "list",
-        "show",
-        "create",
-        "update",
-        "rename",
-        "backups",
-        "start",
-        "stop",
-        "reboot",
-        "delete",
-        "audit",
-        "policy",
-        "approvals",
-    }
-)
-AUDIT_OUTCOMES = frozenset(
-    {
-        "succeeded",
-        "failed",
-        "denied",
-        "requested",
-        "approved",
-        "rejected",
-        "expired",
-        "cancelled",
-    }
-)
-
 USAGE = {
     "help": "/vps help",
     "list": "/vps list [status] [location]",
@@ -257,18 +229,18 @@ def _parse_audit(verb: str, args: list[str], now: datetime) -> Command:
         else:
             _fail(verb, f"`{_clip(word)}` is one word too many")
     action = options.get("action")
-    if action is not None and action.lower() not in AUDIT_ACTIONS:
+    if action is not None and action.lower() not in audit.ACTIONS:
         _fail(
             verb,
             f"`{_clip(action)}` is not an action; use one of "
-            f"{', '.join(sorted(AUDIT_ACTIONS))}",
+            f"{', '.join(sorted(audit.ACTIONS))}",
         )
     outcome = options.get("outcome")
-    if outcome is not None and outcome.lower() not in AUDIT_OUTCOMES:
+    if outcome is not None and outcome.lower() not in audit.OUTCOMES:
         _fail(
             verb,
             f"`{_clip(outcome)}` is not an outcome; use one of "
-            f"{', '.join(sorted(AUDIT_OUTCOMES))}",
+            f"{', '.join(sorted(audit.OUTCOMES))}",
         )
     since = _moment(verb, "since", options.get("since"), now)
     until = _moment(verb, "until", options.get("until"), now)
