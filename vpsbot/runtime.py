@@ -6,6 +6,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Engine
+
 from vpsbot.app import VpsBot, create_app
 from vpsbot.config import Settings
 from vpsbot.store import make_engine, make_session_factory, upgrade_database
@@ -38,7 +40,7 @@ def _provider(settings: Settings, sandbox: bool) -> Iterator[VpsClient | None]:
         server.stop()
 
 
-def _build(settings: Settings, vps: VpsClient | None) -> tuple[VpsBot, object]:
+def _build(settings: Settings, vps: VpsClient | None) -> tuple[VpsBot, Engine]:
     upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
     bot = create_app(settings, vps=vps, sessions=make_session_factory(engine))
@@ -56,7 +58,10 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     settings.require("slack_signing_secret", "slack_bot_token")
     with _provider(settings, sandbox) as vps:
         bot, engine = _build(settings, vps)
-        app = SlackWsgiApp(bot.bolt, engine)  # type: ignore[arg-type]
+        assert settings.slack_signing_secret is not None
+        app = SlackWsgiApp(
+            bot.bolt, engine, signing_secret=settings.slack_signing_secret.value
+        )
         logger.info("vpsbot serving on http://%s:%d/slack/events", host, settings.port)
         try:
             waitress.serve(

@@ -358,7 +358,9 @@ class Shell:
             return "@" + (match.group(2) or names.get(match.group(1), match.group(1)))
 
         text = re.sub(r"<@([A-Z0-9]+)(?:\|([^>]+))?>", mention, text)
-        return re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
+        text = re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
+        # Shown as Slack shows it: escaped characters come out as typed.
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     # Input and output
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App, BoltRequest
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, text
 
 from vpsbot.store import migrations_current
@@ -32,9 +33,10 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 class SlackWsgiApp:
     """A WSGI application serving Bolt and the health checks."""
 
-    def __init__(self, bolt: App, engine: Engine) -> None:
+    def __init__(self, bolt: App, engine: Engine, *, signing_secret: str) -> None:
         self._bolt = bolt
         self._engine = engine
+        self._verifier = SignatureVerifier(signing_secret)
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse
@@ -66,14 +68,17 @@ class SlackWsgiApp:
         }
         if "CONTENT_TYPE" in environ:
             headers["content-type"] = environ["CONTENT_TYPE"]
-        if not _signature_headers_well_formed(headers):
+        if not self._signed_by_slack(body, headers):
             return _reply(start_response, 401, {"error": "invalid request"})
-
-        response = self._bolt.dispatch(
-            BoltRequest(
+        try:
+            request = BoltRequest(
                 body=body, query=environ.get("QUERY_STRING", ""), headers=headers
             )
-        )
+        except (ValueError, TypeError, RecursionError) as exc:
+            # Signed by Slack, yet not a payload Bolt can read.
+            logger.warning("unreadable Slack payload: %s", type(exc).__name__)
+            return _reply(start_response, 400, {"error": "unreadable payload"})
+        response = self._bolt.dispatch(request)
         payload = (response.body or "").encode("utf-8")
         out_headers = [
             (name, value)
@@ -97,11 +102,17 @@ class SlackWsgiApp:
             return _reply(start_response, 503, {"status": "migrations pending"})
         return _reply(start_response, 200, {"status": "ready"})
 
+    def _signed_by_slack(self, body: str, headers: dict[str, str]) -> bool:
+        """Check the signature before anything reads the body.
 
-def _signature_headers_well_formed(headers: dict[str, str]) -> bool:
-    timestamp = headers.get("x-slack-request-timestamp", "")
-    signature = headers.get("x-slack-signature", "")
-    return timestamp.isdigit() and len(timestamp) <= 12 and signature.startswith("v0=")
+        Bolt checks it again, but only after parsing the body, which lets an
+        unsigned request make the parser fail loudly.
+        """
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        signature = headers.get("x-slack-signature", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return False
+        return self._verifier.is_valid(body, timestamp, signature)
 
 
 def _reply(
@@ -118,6 +129,7 @@ def _reply(
 def _status_line(status: int) -> str:
     reasons = {
         200: "OK",
+        400: "Bad Request",
         401: "Unauthorized",
         404: "Not Found",
         413: "Payload Too Large",

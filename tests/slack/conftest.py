@@ -77,7 +77,9 @@ def bot(session_factory, sandbox_server: SandboxServer, local_slack: LocalSlack)
 
 @pytest.fixture
 def served(bot: VpsBot, engine) -> Iterator[BackgroundServer]:
-    with BackgroundServer(SlackWsgiApp(bot.bolt, engine), threads=8) as server:
+    with BackgroundServer(
+        SlackWsgiApp(bot.bolt, engine, signing_secret=SECRET), threads=8
+    ) as server:
         yield server
 
 

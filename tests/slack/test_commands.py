@@ -59,7 +59,7 @@ def test_list_filters_by_status_and_location_words(slack, session_factory):
     assert "staging-01" in text
     assert "web-01" not in text and "web-02" not in text
     assert audit_rows(session_factory)[0]["detail"] == (
-        "1 servers (status=stopped location=us-east)"
+        "1 server (status=stopped location=us-east)"
     )
 
 
@@ -373,6 +373,58 @@ def test_signature_problems_get_401_and_record_nothing(
     assert statuses == [401, 401, 401]
     assert audit_rows(session_factory) == []
     assert local_slack.calls == []
+
+
+def test_unsigned_junk_is_refused_before_it_is_parsed(slack, caplog):
+    now = str(int(time.time()))
+    fake_signature = {
+        "x-slack-request-timestamp": now,
+        "x-slack-signature": "v0=" + "0" * 64,
+    }
+    junk = [
+        ("{bad", "application/json"),
+        ("payload=%7Bbad", "application/x-www-form-urlencoded"),
+        ("[" * 100_000, "application/json"),
+    ]
+
+    statuses = [
+        slack.post(body, headers={**fake_signature, "content-type": kind}).status_code
+        for body, kind in junk
+    ]
+
+    assert statuses == [401, 401, 401]
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def test_signed_but_unreadable_payload_gets_400(slack):
+    body = "payload=%7Bbad"
+
+    response = slack.post(body, headers=payloads.signed_headers(SECRET, body))
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "unreadable payload"}
+
+
+def test_a_reason_cannot_ping_the_channel_or_hide_a_link(
+    slack, session_factory, local_slack
+):
+    set_policy(session_factory, ALL_ALLOWED)
+
+    # Slack escapes what the user typed; vpsbot must not undo that in mrkdwn.
+    slack.command(
+        "reboot web-01 "
+        'reason="&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp;"'
+    )
+
+    [announcement] = local_slack.api_calls("chat.postMessage")
+    text = announcement.body["blocks"][0]["text"]["text"]
+    assert text.endswith(
+        "Reason: &lt;!channel&gt; &lt;https://evil.example|click&gt; &amp;"
+    )
+    assert "<!channel>" not in json.dumps(announcement.body)
+    _, shown = slack.command("audit")
+    assert "&lt;!channel&gt;" in slack.answer_text(shown)
+    assert "<!channel>" not in slack.answer_text(shown)
 
 
 def test_ack_comes_before_a_slow_provider_answers(slack, session_factory, sandbox):

@@ -38,7 +38,9 @@ def slack_without_database(
         sessions=make_session_factory(engine),
         slack_client=WebClient(token="xoxb-test", base_url=local_slack.api_url),
     )
-    with BackgroundServer(SlackWsgiApp(bot.bolt, engine)) as served:
+    with BackgroundServer(
+        SlackWsgiApp(bot.bolt, engine, signing_secret=SECRET)
+    ) as served:
         yield SlackSimulator(served, bot, local_slack)
     bot.close()
 

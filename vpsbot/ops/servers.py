@@ -70,7 +70,7 @@ class ServerOperations:
             servers = self._vps.get_all(
                 status=status, location=location, request_id=actor.request_id
             )
-        detail = f"{len(servers)} servers" + (f" ({filters})" if filters else "")
+        detail = _count(len(servers), "server") + (f" ({filters})" if filters else "")
         self._guard.record(actor, "list", "succeeded", Target(), detail)
         return servers
 
@@ -388,6 +388,10 @@ class ServerOperations:
             )
             return "nothing, because VPS.org did not answer; check `/vps list`"
         return f"that {server.name} is `{server.status}`"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _target(server: Server) -> Target:

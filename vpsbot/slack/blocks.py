@@ -42,6 +42,8 @@ from vpsbot.vps import Server
 
 logger = logging.getLogger(__name__)
 
+esc = messages.escape
+
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_LISTED = 40
@@ -71,8 +73,8 @@ def plan_summary(server: Server) -> str:
     if plan is None:
         return "unknown plan"
     return (
-        f"{plan.name} · {plan.vcpus} vCPU · {_gigabytes(plan.memory)} GB · "
-        f"{plan.storage} GB"
+        f"{esc(plan.name)} · {plan.vcpus} vCPU · "
+        f"{_gigabytes(plan.memory)} GB · {plan.storage} GB"
     )
 
 
@@ -94,9 +96,10 @@ def server_list(servers: Sequence[Server], filters: str) -> Blocks:
         return _dicts(blocks)
     for server in servers[:MAX_LISTED]:
         text = (
-            f"*{server.name}* `{server.status}` · {server.location} · "
-            f"{server.ip_address or 'no IP yet'}\n{plan_summary(server)} · "
-            f"{server.os.name if server.os else 'unknown OS'}"
+            f"*{esc(server.name)}* `{esc(server.status)}` · "
+            f"{esc(server.location)} · "
+            f"{esc(server.ip_address or 'no IP yet')}\n{plan_summary(server)} · "
+            f"{esc(server.os.name) if server.os else 'unknown OS'}"
         )
         section = _section(text)
         section.accessory = ButtonElement(
@@ -116,13 +119,13 @@ def server_list(servers: Sequence[Server], filters: str) -> Blocks:
 def server_card(server: Server, *, note: str | None = None) -> Blocks:
     """One server in detail, with the buttons its state allows."""
     fields = [
-        f"*Status*\n`{server.status}`",
-        f"*Location*\n{server.location}",
-        f"*IPv4*\n{server.ip_address or '—'}",
-        f"*IPv6*\n{server.ipv6_address or '—'}",
+        f"*Status*\n`{esc(server.status)}`",
+        f"*Location*\n{esc(server.location)}",
+        f"*IPv4*\n{esc(server.ip_address or '—')}",
+        f"*IPv6*\n{esc(server.ipv6_address or '—')}",
         f"*Plan*\n{plan_summary(server)}",
-        f"*OS*\n{server.os.name if server.os else '—'}",
-        f"*Hostname*\n{server.hostname or '—'}",
+        f"*OS*\n{esc(server.os.name) if server.os else '—'}",
+        f"*Hostname*\n{esc(server.hostname or '—')}",
         f"*Backups*\n{_on_off(server.backups_enabled)}",
     ]
     usage = server.resource_usage
@@ -134,7 +137,7 @@ def server_card(server: Server, *, note: str | None = None) -> Blocks:
     if server.created_at is not None:
         fields.append(f"*Created*\n{server.created_at:%Y-%m-%d %H:%M} UTC")
     blocks: list[Block] = [
-        _section(f"*{server.name}* (id {server.id})"),
+        _section(f"*{esc(server.name)}* (id {server.id})"),
         SectionBlock(fields=[MarkdownTextObject(text=field) for field in fields[:10]]),
     ]
     buttons = server_buttons(server)
@@ -221,7 +224,7 @@ def delete_view(server: Server, metadata: Mapping[str, Any]) -> dict[str, Any]:
             SectionBlock(
                 fields=[
                     MarkdownTextObject(
-                        text=f"*Server*\n{server.name} (id {server.id})"
+                        text=f"*Server*\n{esc(server.name)} (id {server.id})"
                     ),
                     MarkdownTextObject(text=f"*Status*\n`{server.status}`"),
                     MarkdownTextObject(text=f"*IPv4*\n{server.ip_address or '—'}"),
@@ -341,10 +344,10 @@ def audit_message(entries: Sequence[AuditEntry], filters: str) -> Blocks:
         server = entry.server_name or (str(entry.server_id) if entry.server_id else "")
         line = (
             f"`{entry.at:%Y-%m-%d %H:%M} UTC` <@{entry.user}> {entry.action}"
-            f"{' *' + server + '*' if server else ''} → *{entry.outcome}*"
+            f"{' *' + esc(server) + '*' if server else ''} → *{entry.outcome}*"
         )
         if entry.detail:
-            line += f" — {entry.detail[:200]}"
+            line += f" — {esc(entry.detail[:200])}"
         lines.append(line)
     blocks: list[Block] = [_section(title)]
     chunk: list[str] = []

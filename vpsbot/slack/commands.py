@@ -85,7 +85,8 @@ def run_command(
             value for value in (command.status, command.location) if value
         )
         replies.ephemeral(
-            f"{len(servers)} servers", blocks.server_list(servers, filters)
+            f"{len(servers)} server{'' if len(servers) == 1 else 's'}",
+            blocks.server_list(servers, filters),
         )
     elif verb == "show":
         server = ops.servers.show_server(actor, command.server or "")

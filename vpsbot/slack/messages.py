@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from vpsbot.ops import Actor, ChangeResult
 
+
+def escape(text: object) -> str:
+    """Text from users or the provider, made safe to put inside mrkdwn.
+
+    Slack reads ``<…>`` as a mention, a broadcast (``<!channel>``) or a link,
+    and decodes ``&amp;`` and the like; escaping these three characters shows
+    the text as typed instead of letting it ping a channel or hide a link.
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 # Failures
 
 
@@ -65,11 +76,11 @@ def announcement(actor: Actor, result: ChangeResult, reason: str | None) -> str:
     server = result.server
     line = (
         f"{VERB_EMOJI.get(result.verb, '')} <@{actor.user_id}> "
-        f"{VERB_PAST.get(result.verb, result.verb)} *{server.name}* "
-        f"(id {server.id}): {result.summary}."
+        f"{VERB_PAST.get(result.verb, result.verb)} *{escape(server.name)}* "
+        f"(id {server.id}): {escape(result.summary)}."
     )
     if reason:
-        line += f" Reason: {reason}"
+        line += f" Reason: {escape(reason)}"
     return line.strip()
 
 
@@ -79,13 +90,16 @@ def loading(title: str) -> str:
 
 def delete_prompt(name: str) -> str:
     return (
-        f"Deleting *{name}* destroys the server and its disks. It cannot be undone. "
-        f"Type the server's name to confirm."
+        f"Deleting *{escape(name)}* destroys the server and its disks. "
+        f"It cannot be undone. Type the server's name to confirm."
     )
 
 
 def delete_wrong_name(name: str) -> str:
-    return f"That is not this server's name. Type {name} exactly; nothing was deleted."
+    return (
+        f"That is not this server's name. Type {escape(name)} exactly; "
+        f"nothing was deleted."
+    )
 
 
 def confirm_power(verb: str, name: str) -> str:
