@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.slack.conftest import ALICE, ALL_ALLOWED, BOB, CHANNEL, set_policy
 from tests.slack.test_commands import audit_rows
 from vpsbot.slack.ids import DELETE_NAME_ACTION, DELETE_NAME_BLOCK
@@ -183,3 +185,20 @@ def test_delete_button_opens_the_same_dialog(
     [filled] = local_slack.api_calls("views.update")
     assert "db-01" in str(filled.body["view"]["blocks"])
     assert f'"channel_id":"{CHANNEL}"' in filled.body["view"]["private_metadata"]
+
+
+@pytest.mark.parametrize("value", ["abc", "", "-1", "9" * 19, "12345\n", "１２３４５"])
+def test_a_button_whose_value_is_no_server_id_does_nothing(
+    slack, session_factory, sandbox, value
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.reset_calls()
+
+    _, name = slack.press("vps_reboot", value)
+
+    assert slack.answer_text(name) == (
+        "This button does not name a server vpsbot knows how to find; nothing "
+        "was done. `/vps list` shows the servers."
+    )
+    assert sandbox.calls == []
+    assert audit_rows(session_factory) == []

@@ -437,3 +437,23 @@ def test_ack_comes_before_a_slow_provider_answers(slack, session_factory, sandbo
     assert slack.answers(name) == []
     assert slack.bot.background.wait_idle(timeout=30)
     assert "web-01" in slack.answer_text(name)
+
+
+def test_an_id_too_large_for_any_server_is_a_plain_no_such_server(
+    slack, session_factory
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    huge = "9" * 26
+
+    _, name = slack.command(f"start {huge}")
+
+    assert slack.answer_text(name) == (
+        f"There is no server called {huge}. `/vps list` shows the servers."
+    )
+    [row] = audit_rows(session_factory)
+    assert (row["action"], row["outcome"], row["server_id"]) == (
+        "start",
+        "failed",
+        None,
+    )
+    assert row["server_name"] == huge

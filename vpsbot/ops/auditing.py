@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot import audit
-from vpsbot.ops.context import Actor
+from vpsbot.ops.context import Actor, as_server_id
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.store import session_scope
 from vpsbot.store.models import AuditEntry
@@ -59,9 +59,8 @@ class AuditOperations:
         self._guard.authorize(actor, "audit", target)
         server_id = server_name = None
         if filters.server is not None:
-            if filters.server.isdigit():
-                server_id = int(filters.server)
-            else:
+            server_id = as_server_id(filters.server)
+            if server_id is None:
                 server_name = filters.server
         with session_scope(self._sessions) as session:
             entries = audit.query(

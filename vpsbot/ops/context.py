@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
+
+# Server ids are positive integers that fit the audit log's BIGINT column.
+_SERVER_ID = re.compile(r"[0-9]{1,18}")
+
+
+def as_server_id(ref: str) -> int | None:
+    """The server id ``ref`` spells in ASCII digits, or ``None`` for a name."""
+    return int(ref) if _SERVER_ID.fullmatch(ref) else None
 
 
 def new_request_id() -> str:

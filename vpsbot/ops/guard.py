@@ -23,7 +23,7 @@ from vpsbot.errors import (
     StoreUnavailableError,
     UserError,
 )
-from vpsbot.ops.context import Actor
+from vpsbot.ops.context import Actor, as_server_id
 from vpsbot.policy import OPERATION_ACTIONS, ChannelRules, Decision, decide
 from vpsbot.store import ClaimRepository, PolicyRepository, session_scope
 
@@ -49,7 +49,7 @@ class Target:
     def from_ref(cls, ref: str | None) -> Target:
         if ref is None:
             return cls()
-        return cls(int(ref) if ref.isdigit() else None, ref)
+        return cls(as_server_id(ref), ref)
 
 
 class Guard:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from vpsbot.errors import ActionStateError, ServerLookupError, UserError
-from vpsbot.ops.context import Actor
+from vpsbot.ops.context import Actor, as_server_id
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.vps import (
     NotFoundError,
@@ -281,9 +281,10 @@ class ServerOperations:
         Raises:
             ServerLookupError: no server, or several with that name.
         """
-        if ref.isdigit():
+        server_id = as_server_id(ref)
+        if server_id is not None:
             try:
-                return self._vps.get_by_id(int(ref), request_id=actor.request_id)
+                return self._vps.get_by_id(server_id, request_id=actor.request_id)
             except NotFoundError:
                 logger.debug("no server with id %s; trying it as a name", ref)
 

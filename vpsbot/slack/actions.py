@@ -14,6 +14,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from vpsbot.ops import Actor
+from vpsbot.ops.context import as_server_id
 from vpsbot.slack import blocks, messages
 from vpsbot.slack.context import SlackContext, actor_from_action
 from vpsbot.slack.ids import DELETE_BUTTON, POWER_BUTTONS, SHOW_BUTTON
@@ -21,7 +22,6 @@ from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
 
-_SERVER_ID = re.compile(r"^\d{1,18}$")
 _VERBS = {action_id: verb for verb, action_id in POWER_BUTTONS.items()}
 
 
@@ -36,9 +36,14 @@ def register(app: App, slack: SlackContext) -> None:
         action_id = action.get("action_id", "")
         value = str(action.get("value") or "")
         actor = actor_from_action(body, context)
-        if actor is None or not _SERVER_ID.match(value):
+        if actor is None:
             ack()
-            _answer_now(client, body, actor, messages.channel_unknown())
+            _answer_later(slack, client, body, actor, messages.channel_unknown())
+            return
+        if as_server_id(value) is None:
+            logger.warning("button %s with a value that is no server id", action_id)
+            ack()
+            _answer_later(slack, client, body, actor, messages.button_without_server())
             return
         replies = Replies(
             client=client,
@@ -99,15 +104,23 @@ def _power(
     )
 
 
-def _answer_now(
-    client: WebClient, body: dict[str, Any], actor: Actor | None, text: str
+def _answer_later(
+    slack: SlackContext,
+    client: WebClient,
+    body: dict[str, Any],
+    actor: Actor | None,
+    text: str,
 ) -> None:
+    """Tell the presser ``text`` through the response_url, after the ack."""
     url = body.get("response_url")
-    if url:
-        Replies(
-            client=client,
-            channel_id=None,
-            user_id=actor.user_id if actor else "",
-            response_url=url,
-            request_id=actor.request_id if actor else "-",
-        ).ephemeral(text)
+    if not url:
+        return
+    request_id = actor.request_id if actor else "-"
+    replies = Replies(
+        client=client,
+        channel_id=None,
+        user_id=actor.user_id if actor else "",
+        response_url=url,
+        request_id=request_id,
+    )
+    slack.background.run(request_id, replies.ephemeral, lambda: replies.ephemeral(text))

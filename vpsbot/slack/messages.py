@@ -43,6 +43,13 @@ def channel_unknown() -> str:
     return "vpsbot could not tell which conversation this came from; nothing was done."
 
 
+def button_without_server() -> str:
+    return (
+        "This button does not name a server vpsbot knows how to find; nothing "
+        "was done. `/vps list` shows the servers."
+    )
+
+
 def audit_not_recorded() -> str:
     return (
         "Note: vpsbot could not write this to its audit log (the database stopped "
