@@ -557,6 +557,72 @@ def test_verify_names_the_first_of_several_deleted_entries(
     )
 
 
+def test_verify_names_entries_deleted_from_the_end(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    _fill(session_factory, 5)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_entries WHERE seq >= 4"))
+
+    assert _verify(session_factory) == audit.VerifyResult(
+        ok=False,
+        checked=3,
+        first_bad_seq=4,
+        problem=(
+            "entries 4 to 5 are missing (the log ends at 3; the last one written was 5)"
+        ),
+    )
+
+
+def test_verify_notices_a_wiped_log(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    _fill(session_factory, 3)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_entries"))
+
+    assert _verify(session_factory) == audit.VerifyResult(
+        ok=False,
+        checked=0,
+        first_bad_seq=1,
+        problem="entries 1 to 3 are missing (the log ends at 0; the last one "
+        "written was 3)",
+    )
+
+
+def test_an_entry_after_a_cut_off_end_keeps_the_gap_visible(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    _fill(session_factory, 4)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_entries WHERE seq = 4"))
+
+    later = _record(session_factory, request_id="req-later")
+
+    assert later.seq == 5
+    assert _verify(session_factory) == audit.VerifyResult(
+        ok=False,
+        checked=4,
+        first_bad_seq=4,
+        problem="entry 4 is missing (the chain jumps from 3 to 5)",
+    )
+
+
+def test_verify_notices_a_missing_head_record(
+    session_factory: sessionmaker[Session], engine: Engine
+) -> None:
+    _fill(session_factory, 2)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_head"))
+
+    assert _verify(session_factory) == audit.VerifyResult(
+        ok=False,
+        checked=2,
+        first_bad_seq=2,
+        problem="the audit log's head record is missing",
+    )
+
+
 def test_verify_names_a_forged_entry_appended_at_the_end(
     session_factory: sessionmaker[Session], engine: Engine
 ) -> None:

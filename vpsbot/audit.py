@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.orm import Session
 
-from vpsbot.store.models import AuditEntry
+from vpsbot.store.models import AuditEntry, AuditHead
 from vpsbot.store.repositories import AuditRepository
 from vpsbot.store.session import begin_read_only
 
@@ -154,7 +154,11 @@ def record(
 
     repository = AuditRepository(session)
     repository.lock_for_append()
-    last = repository.find_last()
+    # The head, not the newest row, says what comes next: if rows were deleted
+    # from the end, the next entry still links to the last one written, and
+    # the gap shows.
+    head = repository.head()
+    last = head if head is not None else repository.find_last()
     entry = AuditEntry(
         seq=1 if last is None else last.seq + 1,
         at=at,
@@ -171,6 +175,7 @@ def record(
     )
     entry.hash = entry_hash(entry)
     repository.add(entry)
+    repository.move_head(entry)
     logger.debug("audit entry %d appended [%s]", entry.seq, request_id)
     return entry
 
@@ -306,10 +311,12 @@ def verify(session: Session) -> VerifyResult:
             the walk reads a snapshot without blocking writers.
     """
     begin_read_only(session)
+    repository = AuditRepository(session)
+    head = repository.head()
     expected_seq = 1
     prev_hash = GENESIS_HASH
     checked = 0
-    for entry in AuditRepository(session).iter_all():
+    for entry in repository.iter_all():
         checked += 1
         problem = _chain_problem(entry, expected_seq, prev_hash)
         if problem is not None:
@@ -321,8 +328,42 @@ def verify(session: Session) -> VerifyResult:
         expected_seq = entry.seq + 1
         prev_hash = entry.hash
 
+    end = _end_problem(head, last_seq=expected_seq - 1, last_hash=prev_hash)
+    if end is not None:
+        problem, bad_seq = end
+        logger.warning("audit log verification failed: %s", problem)
+        return VerifyResult(
+            ok=False, checked=checked, first_bad_seq=bad_seq, problem=problem
+        )
     logger.info("audit log verified: %d entries", checked)
     return VerifyResult(ok=True, checked=checked)
+
+
+def _end_problem(
+    head: AuditHead | None, *, last_seq: int, last_hash: str
+) -> tuple[str, int] | None:
+    """Whether the log ends where its head record says: a problem and its seq."""
+    if head is None:
+        if last_seq == 0:
+            return None
+        return "the audit log's head record is missing", last_seq
+    if head.seq > last_seq:
+        first_missing = last_seq + 1
+        if head.seq == first_missing:
+            return f"entry {head.seq}, the last one written, is missing", head.seq
+        return (
+            f"entries {first_missing} to {head.seq} are missing (the log ends at "
+            f"{last_seq}; the last one written was {head.seq})",
+            first_missing,
+        )
+    if head.seq < last_seq:
+        return (
+            f"entries after {head.seq} were inserted (the log ends at {last_seq})",
+            head.seq + 1,
+        )
+    if head.hash != last_hash:
+        return f"entry {last_seq} was replaced", last_seq
+    return None
 
 
 def _chain_problem(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | None:

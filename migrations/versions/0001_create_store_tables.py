@@ -1,4 +1,4 @@
-"""create channel_policies, audit_entries and claims tables
+"""create channel_policies, audit_entries, audit_head and claims tables
 
 Revision ID: 0001
 Revises:
@@ -98,6 +98,16 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "audit_head",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_audit_head_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
+    )
+
+    op.create_table(
         "claims",
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
@@ -110,6 +120,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table("claims")
+    op.drop_table("audit_head")
     op.drop_index(op.f("ix_audit_entries_team_channel_user"), "audit_entries")
     op.drop_index(op.f("ix_audit_entries_team_channel_server_id"), "audit_entries")
     op.drop_index(op.f("ix_audit_entries_team_channel_at"), "audit_entries")

@@ -20,7 +20,13 @@ from vpsbot.store.migrate import alembic_config, migrations_path
 from vpsbot.store.models import Base
 
 REPO_ROOT = Path(vpsbot.__file__).resolve().parent.parent
-STORE_TABLES = {"alembic_version", "audit_entries", "channel_policies", "claims"}
+STORE_TABLES = {
+    "alembic_version",
+    "audit_entries",
+    "audit_head",
+    "channel_policies",
+    "claims",
+}
 
 
 def _tables(url: str) -> set[str]:

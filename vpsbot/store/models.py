@@ -1,4 +1,4 @@
-"""The tables: channel policies, the audit log and once-only claims."""
+"""The tables: channel policies, the audit log and its head, once-only claims."""
 
 from __future__ import annotations
 
@@ -112,6 +112,23 @@ class AuditEntry(Base):
             f"AuditEntry(seq={self.seq!r}, action={self.action!r}, "
             f"outcome={self.outcome!r}, user={self.user!r})"
         )
+
+
+class AuditHead(Base):
+    """The last entry appended to the audit log, in a row of its own.
+
+    Updated with every append, under the same lock. A log whose newest
+    entries were deleted behind the program's back no longer ends where the
+    head says, which ``vpsbot audit verify`` reports.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Claim(Base):

@@ -20,6 +20,7 @@ from vpsbot.store.models import (
     POLICY_ACTIONS,
     POLICY_RULES,
     AuditEntry,
+    AuditHead,
     ChannelPolicy,
     Claim,
 )
@@ -261,6 +262,21 @@ class AuditRepository:
     def add(self, entry: AuditEntry) -> None:
         """Insert ``entry`` and flush, so constraint errors surface here."""
         self._session.add(entry)
+        self._session.flush()
+
+    def head(self) -> AuditHead | None:
+        """Where the log should end, or ``None`` before the first append."""
+        return self._session.get(AuditHead, 1)
+
+    def move_head(self, entry: AuditEntry) -> None:
+        """Record ``entry`` as the last one appended."""
+        head = self.head()
+        if head is None:
+            head = AuditHead(id=1)
+            self._session.add(head)
+        head.seq = entry.seq
+        head.hash = entry.hash
+        head.updated_at = entry.at
         self._session.flush()
 
     def list_for_channel(
