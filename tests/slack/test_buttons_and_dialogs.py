@@ -112,9 +112,18 @@ def test_delete_with_the_wrong_name_is_refused_inline(
 
     answer = response.json()
     assert answer["response_action"] == "errors"
-    assert "Type web-02 exactly" in answer["errors"][DELETE_NAME_BLOCK]
+    assert answer["errors"][DELETE_NAME_BLOCK] == (
+        "That is not this server's name. Type web-02 exactly; nothing was deleted."
+    )
     assert not [m for m, _ in sandbox.calls if m == "DELETE"]
-    assert audit_rows(session_factory) == []
+    [row] = audit_rows(session_factory)
+    assert (row["action"], row["outcome"], row["server_id"], row["server_name"]) == (
+        "delete",
+        "failed",
+        12346,
+        "web-02",
+    )
+    assert row["detail"] == "typed name 'web-01' did not match; nothing deleted"
 
 
 def test_delete_submitted_twice_deletes_once(

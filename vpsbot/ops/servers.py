@@ -104,6 +104,23 @@ class ServerOperations:
             )
         return server
 
+    def refuse_delete(
+        self, actor: Actor, *, server_id: int, expected_name: str, typed: str
+    ) -> None:
+        """Audit a delete dialog submitted with the wrong name; nothing is deleted.
+
+        Raises:
+            StoreUnavailableError: the database did not answer.
+        """
+        shown = typed if len(typed) <= 80 else typed[:79] + "…"
+        self._guard.record(
+            actor,
+            "delete",
+            "failed",
+            Target(server_id, expected_name),
+            f"typed name {shown!r} did not match; nothing deleted",
+        )
+
     # Power
 
     def power(

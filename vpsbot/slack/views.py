@@ -124,6 +124,24 @@ class DeleteDialogs:
 
         self._background.run(actor.request_id, replies.ephemeral, delete)
 
+    def refuse(self, actor: Actor, metadata: dict[str, Any], typed: str) -> None:
+        """Audit a submission with the wrong name, on the work pool."""
+
+        def record() -> None:
+            self._ops.servers.refuse_delete(
+                actor,
+                server_id=int(metadata["server_id"]),
+                expected_name=str(metadata["server_name"]),
+                typed=typed,
+            )
+
+        # The dialog already shows the refusal; a failure here is only logged.
+        self._background.run(actor.request_id, _log_only, record)
+
+
+def _log_only(text: str) -> None:
+    logger.warning("could not audit a refused delete submission: %s", text)
+
 
 def register(app: App, dialogs: DeleteDialogs) -> None:
     """Wire the Delete dialog's submission."""
@@ -149,16 +167,16 @@ def register(app: App, dialogs: DeleteDialogs) -> None:
             .get(DELETE_NAME_ACTION, {})
             .get("value")
         ) or ""
+        user = (body.get("user") or {}).get("id", "")
+        team = (body.get("team") or {}).get("id") or metadata.get("team_id", "")
+        actor = Actor(team, metadata.get("channel_id") or "", user, request_id(context))
         if typed.strip() != expected:
             ack(
                 response_action="errors",
                 errors={DELETE_NAME_BLOCK: messages.delete_wrong_name(expected)},
             )
+            dialogs.refuse(actor, metadata, typed)
             return
-
-        user = (body.get("user") or {}).get("id", "")
-        team = (body.get("team") or {}).get("id") or metadata.get("team_id", "")
-        actor = Actor(team, metadata.get("channel_id") or "", user, request_id(context))
         dialogs.submit(client, body, actor, metadata)
         ack()
 
