@@ -117,3 +117,84 @@ def test_audit_verify_exits_1_when_an_entry_was_altered(tmp_path, monkeypatch):
 
     assert result.exit_code == 1
     assert "entry 2" in result.output
+
+
+def test_serve_checks_the_provider_token_before_touching_the_database(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    env = {"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "xoxb-1"}
+
+    result = CliRunner().invoke(main, ["serve"], env=env)
+
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "vpsbot: configuration error: VPS_API_TOKEN is required for this command"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_of_a_database_that_does_not_exist_creates_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nowhere.db"
+
+    result = CliRunner().invoke(
+        main, ["audit", "export"], env={"DATABASE_URL": f"sqlite:///{missing}"}
+    )
+
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"vpsbot: there is no database at {missing} (DATABASE_URL); nothing to read"
+    )
+    assert not missing.exists()
+
+
+def test_verify_of_a_database_without_migrations_says_to_upgrade(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+
+    result = CliRunner().invoke(
+        main, ["audit", "verify"], env={"DATABASE_URL": f"sqlite:///{empty}"}
+    )
+
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "vpsbot: the database named by DATABASE_URL is not at vpsbot's current "
+        "migration; run `vpsbot db upgrade` first"
+    )
+
+
+def test_unreachable_database_names_the_setting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+
+    result = CliRunner().invoke(main, ["audit", "verify"], env={"DATABASE_URL": url})
+
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "vpsbot: cannot reach the database named by DATABASE_URL "
+        "(OperationalError); nothing was done."
+    )
+
+
+def test_export_since_takes_an_age_like_the_slack_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["db", "upgrade"], env={"DATABASE_URL": url}).exit_code == 0
+    )
+
+    result = runner.invoke(
+        main, ["audit", "export", "--since", "2h"], env={"DATABASE_URL": url}
+    )
+    refused = runner.invoke(
+        main, ["audit", "export", "--since", "soon"], env={"DATABASE_URL": url}
+    )
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert refused.exit_code == 2
+    assert "'soon' is not a time" in refused.output

@@ -14,13 +14,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from dotenv import dotenv_values
+from sqlalchemy import Engine
 
 from vpsbot import __version__
 from vpsbot.config import Settings
 from vpsbot.errors import ConfigError, StoreUnavailableError, VpsbotError
+from vpsbot.moments import FORMS, parse_moment
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,11 @@ def _clear_errors() -> Iterator[None]:
         sys.exit(2)
     except StoreUnavailableError as exc:
         cause = type(exc.__cause__).__name__ if exc.__cause__ else "unknown"
-        click.echo(f"vpsbot: {exc} ({cause})", err=True)
+        click.echo(
+            f"vpsbot: cannot reach the database named by DATABASE_URL ({cause}); "
+            f"nothing was done.",
+            err=True,
+        )
         sys.exit(1)
     except VpsbotError as exc:
         click.echo(f"vpsbot: {exc}", err=True)
@@ -170,17 +177,21 @@ def audit() -> None:
     default="jsonl",
     show_default=True,
 )
-@click.option("--since", help="Only entries at or after this ISO 8601 time (UTC).")
+@click.option(
+    "--since",
+    help="Only entries at or after this time: 2026-12-01, 2026-12-01T08:00 (UTC), "
+    "or an age such as 2h or 3d.",
+)
 def audit_export(fmt: str, since: str | None) -> None:
     """Print the audit log, oldest first."""
     from vpsbot import audit as audit_log
-    from vpsbot.store import make_engine, make_session_factory, session_scope
+    from vpsbot.store import make_session_factory, session_scope
 
     with _clear_errors():
         settings = load_settings()
         configure_logging(settings, logging.WARNING)
         since_at = _parse_since(since)
-        sessions = make_session_factory(make_engine(settings.database_url))
+        sessions = make_session_factory(_existing_database(settings.database_url))
         with session_scope(sessions) as session:
             audit_log.export(session, sys.stdout, fmt=fmt, since=since_at)
 
@@ -189,12 +200,12 @@ def audit_export(fmt: str, since: str | None) -> None:
 def audit_verify() -> None:
     """Check that the audit log is complete and unaltered (exit 1 if not)."""
     from vpsbot import audit as audit_log
-    from vpsbot.store import make_engine, make_session_factory, session_scope
+    from vpsbot.store import make_session_factory, session_scope
 
     with _clear_errors():
         settings = load_settings()
         configure_logging(settings, logging.WARNING)
-        sessions = make_session_factory(make_engine(settings.database_url))
+        sessions = make_session_factory(_existing_database(settings.database_url))
         with session_scope(sessions) as session:
             result = audit_log.verify(session)
         if result.ok:
@@ -204,13 +215,41 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
+def _existing_database(url: str) -> Engine:
+    """An engine on vpsbot's database, which must exist and be migrated.
+
+    Reading commands must not create an empty SQLite file where none was.
+
+    Raises:
+        VpsbotError: no such database, or not at the current migration.
+        StoreUnavailableError: the database could not be reached.
+    """
+    from sqlalchemy.engine import make_url
+
+    from vpsbot.store import make_engine, migrations_current
+
+    parsed = make_url(url)
+    path = parsed.database or ""
+    is_file = parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:")
+    if is_file and not Path(path).exists():
+        raise VpsbotError(
+            f"there is no database at {path} (DATABASE_URL); nothing to read"
+        )
+    engine = make_engine(url)
+    if not migrations_current(engine):
+        raise VpsbotError(
+            "the database named by DATABASE_URL is not at vpsbot's current "
+            "migration; run `vpsbot db upgrade` first"
+        )
+    return engine
+
+
 def _parse_since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_moment(value, datetime.now(UTC))
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time", param_hint="--since"
+            f"{value!r} is not a time; use {FORMS}", param_hint="--since"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -56,6 +56,8 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     import waitress
 
     settings.require("slack_signing_secret", "slack_bot_token")
+    if not sandbox:
+        settings.require("vps_api_token")
     with _provider(settings, sandbox) as vps:
         bot, engine = _build(settings, vps)
         assert settings.slack_signing_secret is not None
@@ -84,6 +86,8 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     settings.require("slack_app_token", "slack_bot_token")
+    if not sandbox:
+        settings.require("vps_api_token")
     # Socket Mode frames are authenticated by the app-level token; Bolt does
     # not verify signatures there, so any placeholder secret will do.
     if not settings.slack_signing_secret:

@@ -11,10 +11,11 @@ import html
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import NoReturn
 
-from vpsbot import audit
+from vpsbot import audit, moments
+from vpsbot.moments import parse_moment
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ _NEW_NAME = re.compile(r"^[A-Za-z0-9-]{1,63}$")
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
 _RAW_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
 
 STATUSES = frozenset(
@@ -354,26 +354,13 @@ def _group_id(word: str) -> str | None:
 
 
 def _moment(verb: str, name: str, value: str | None, now: datetime) -> datetime | None:
-    """``2026-12-01``, ``2026-12-01T08:00``, ``2h``/``3d``/``1w`` ago, in UTC."""
+    """``since=``/``until=`` as ``moments.parse_moment`` reads them."""
     if value is None:
         return None
-    relative = _RELATIVE.match(value.lower())
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        scale = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]
-        return now - timedelta(**{scale: amount})
-    if value.lower() in ("today", "yesterday"):
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight - timedelta(days=value.lower() == "yesterday")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_moment(value, now)
     except ValueError:
-        _fail(
-            verb,
-            f"`{name}={_clip(value)}` is not a time; use a date like 2026-12-01, "
-            f"a time like 2026-12-01T08:00, or an age like 2h or 3d",
-        )
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        _fail(verb, f"`{name}={_clip(value)}` is not a time; use {moments.FORMS}")
 
 
 def _fail(verb: str, problem: str) -> NoReturn:
