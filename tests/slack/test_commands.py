@@ -457,3 +457,24 @@ def test_an_id_too_large_for_any_server_is_a_plain_no_such_server(
         None,
     )
     assert row["server_name"] == huge
+
+
+def test_rename_to_a_name_another_server_has_is_refused(
+    slack, session_factory, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.reset_calls()
+
+    _, name = slack.command("rename db-01 web-02")
+
+    assert slack.answer_text(name) == (
+        "web-02 is already the name of server 12346, and `/vps` finds servers by "
+        "name; nothing was done."
+    )
+    assert [method for method, _ in sandbox.calls if method == "PATCH"] == []
+    [row] = audit_rows(session_factory)
+    assert (row["action"], row["outcome"], row["server_name"]) == (
+        "rename",
+        "failed",
+        "db-01",
+    )

@@ -172,6 +172,19 @@ class ServerOperations:
             return ChangeResult(
                 "rename", server, f"{server.name} already has that name"
             )
+        taken = [
+            other.id
+            for other in self._vps.get_all(request_id=actor.request_id)
+            if other.name == new_name and other.id != server.id
+        ]
+        if taken:
+            self._fail_state(
+                actor,
+                "rename",
+                server,
+                f"{new_name} is already the name of server {taken[0]}, and "
+                f"`/vps` finds servers by name",
+            )
 
         with (
             self._claimed(actor, "rename", server),

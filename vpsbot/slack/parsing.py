@@ -23,7 +23,10 @@ MAX_TEXT = 2000
 MAX_REASON = 500
 
 _SERVER_REF = re.compile(r"^[A-Za-z0-9-]{1,63}$")
-_NEW_NAME = re.compile(r"^[A-Za-z0-9-]{1,63}$")
+# Letters, digits and hyphens as the provider allows; vpsbot also wants a letter
+# (a name of digits alone would be read as a server id) and no hyphen at
+# either end.
+_NEW_NAME = re.compile(r"(?![0-9]+$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
 _RAW_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -184,11 +187,12 @@ def _parse_rename(verb: str, args: list[str], now: datetime) -> Command:
         _fail(verb, "it needs the server and its new name")
     server = _server_ref(verb, words[0])
     new_name = words[1]
-    if not _NEW_NAME.match(new_name):
+    if not _NEW_NAME.fullmatch(new_name):
         _fail(
             verb,
             f"`{_clip(new_name)}` is not a valid server name: use letters, digits "
-            f"and hyphens (at most 63)",
+            f"and hyphens (at most 63), with at least one letter and no hyphen at "
+            f"either end",
         )
     return Command("rename", server=server, new_name=new_name, reason=_reason(options))
 
