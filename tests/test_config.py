@@ -81,3 +81,38 @@ def test_secrets_never_show_in_repr():
 def test_require_names_the_missing_setting():
     with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET is required"):
         Settings.from_env({}).require("slack_signing_secret")
+
+
+def test_secret_keys_must_be_fernet_keys_and_are_not_echoed():
+    good = "dGhpcnR5LXR3by1ieXRlcy1vZi1rZXktbWF0ZXJpYWw="  # 32 bytes
+
+    settings = Settings.from_env({"VPSBOT_SECRET_KEY": f"{good}, {good}"})
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"VPSBOT_SECRET_KEY": f"{good},notfernet"})
+
+    assert [key.value for key in settings.secret_keys] == [good, good]
+    assert str(refused.value) == (
+        "VPSBOT_SECRET_KEY: key 2 is not a Fernet key (32 bytes in URL-safe "
+        "base64, as Fernet.generate_key() makes)"
+    )
+
+
+def test_oauth_client_id_and_secret_go_together():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"SLACK_CLIENT_ID": "123.456"})
+
+    assert str(refused.value) == (
+        "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together; set both or neither"
+    )
+
+
+def test_serving_refuses_oauth_settings_until_the_install_exists():
+    settings = Settings.from_env(
+        {"SLACK_CLIENT_ID": "123.456", "SLACK_CLIENT_SECRET": "shh"}
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        settings.require_single_workspace()
+
+    assert "does not have yet; unset them" in str(refused.value)
+    Settings.from_env({}).require_single_workspace()

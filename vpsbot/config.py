@@ -7,6 +7,7 @@ settings object can be logged without leaking anything.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import re
@@ -72,7 +73,7 @@ class Settings:
             ConfigError: a value is malformed; the message names the variable.
         """
         get = _Reader(env)
-        return cls(
+        settings = cls(
             slack_signing_secret=get.secret("SLACK_SIGNING_SECRET"),
             slack_bot_token=get.secret("SLACK_BOT_TOKEN", prefix="xox"),
             slack_app_token=get.secret("SLACK_APP_TOKEN", prefix="xapp-"),
@@ -88,15 +89,37 @@ class Settings:
             ),
             slack_client_id=get.text("SLACK_CLIENT_ID"),
             slack_client_secret=get.secret("SLACK_CLIENT_SECRET"),
-            secret_keys=get.secret_list("VPSBOT_SECRET_KEY"),
+            secret_keys=get.fernet_keys("VPSBOT_SECRET_KEY"),
             log_format=get.choice("VPSBOT_LOG_FORMAT", ("text", "json"), "text"),
             port=get.integer("PORT", 3000, minimum=1, maximum=65535) or 3000,
             worker_threads=get.integer("VPSBOT_WORKER_THREADS", 8, minimum=1) or 8,
         )
+        if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
+            raise ConfigError(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together; set both or "
+                "neither"
+            )
+        return settings
 
     def replace(self, **changes: object) -> Settings:
         """Return a copy with some fields changed."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def require_single_workspace(self) -> None:
+        """Refuse the OAuth settings until the multi-workspace install exists.
+
+        Bolt would otherwise turn OAuth on by itself when it sees them in the
+        environment, and ignore ``SLACK_BOT_TOKEN``.
+
+        Raises:
+            ConfigError: ``SLACK_CLIENT_ID`` is set.
+        """
+        if self.slack_client_id:
+            raise ConfigError(
+                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET turn on the multi-workspace "
+                "install, which this version of vpsbot does not have yet; unset "
+                "them to run for the workspace of SLACK_BOT_TOKEN"
+            )
 
     def require(self, *names: str) -> None:
         """Fail with one line naming the first required setting that is missing.
@@ -130,6 +153,22 @@ class _Reader:
     def secret_list(self, name: str) -> tuple[Secret, ...]:
         value = self.text(name) or ""
         return tuple(Secret(part.strip()) for part in value.split(",") if part.strip())
+
+    def fernet_keys(self, name: str) -> tuple[Secret, ...]:
+        """Comma-separated Fernet keys: 32 bytes each, URL-safe base64."""
+        keys = self.secret_list(name)
+        for position, key in enumerate(keys, start=1):
+            try:
+                raw = base64.urlsafe_b64decode(key.value.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                raw = b""
+            if len(raw) != 32:
+                # The key itself is never echoed, only where it stands.
+                raise ConfigError(
+                    f"{name}: key {position} is not a Fernet key (32 bytes in "
+                    f"URL-safe base64, as Fernet.generate_key() makes)"
+                )
+        return keys
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name) or default

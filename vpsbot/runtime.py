@@ -55,6 +55,7 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     """
     import waitress
 
+    settings.require_single_workspace()
     settings.require("slack_signing_secret", "slack_bot_token")
     if not sandbox:
         settings.require("vps_api_token")
@@ -85,6 +86,7 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
     """
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    settings.require_single_workspace()
     settings.require("slack_app_token", "slack_bot_token")
     if not sandbox:
         settings.require("vps_api_token")
