@@ -99,3 +99,12 @@ def test_vpsbot_shell_command_reads_stdin_when_not_a_terminal(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "*4 servers*" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_shell_words_are_forgiving_and_unknown_users_are_named():
+    output = run_script(["/VPS list", ":as carol", ":as bob", ":nope"])
+
+    assert "*4 servers*" in output
+    assert "There is no user 'carol' here; try alice or bob." in output
+    assert "You are now bob." in output
+    assert "Unknown shell command.\n" in output

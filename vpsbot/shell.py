@@ -163,17 +163,21 @@ class Shell:
             self._shell_command(line)
         elif line.isdigit():
             self._press(int(line))
-        elif line.startswith(("/vps", "vps")):
-            text = line.split(maxsplit=1)[1] if " " in line else ""
-            self._slash(text)
+        elif re.match(r"/?vps(\s|$)", line, flags=re.IGNORECASE):
+            words = line.split(maxsplit=1)
+            self._slash(words[1] if len(words) > 1 else "")
         else:
             self._print("Type a /vps command, a button number, or :help.")
 
     def _shell_command(self, line: str) -> None:
         word, _, rest = line.partition(" ")
-        if word == ":as" and rest.strip() in USERS:
-            self._user = rest.strip()
-            self._print(f"You are now {self._user}.")
+        if word == ":as":
+            name = rest.strip()
+            if name in USERS:
+                self._user = name
+                self._print(f"You are now {self._user}.")
+            else:
+                self._print(f"There is no user {name!r} here; try alice or bob.")
         elif word == ":users":
             for name, user_id in USERS.items():
                 admin = " (admin)" if name == "alice" else ""
@@ -181,7 +185,8 @@ class Shell:
         elif word == ":help":
             self._print(SHELL_HELP)
         else:
-            self._print(f"Unknown shell command. {SHELL_HELP}")
+            self._print("Unknown shell command.")
+            self._print(SHELL_HELP)
 
     # Sending what Slack would send
 

@@ -361,8 +361,9 @@ class ServerOperations:
     @contextmanager
     def _claimed(self, actor: Actor, verb: str, server: Server) -> Iterator[None]:
         busy = (
-            f"Another change to {server.name} is under way; "
-            f"try again when it has finished."
+            f"Another change to {server.name} is under way; try again when it has "
+            f"finished (a change cut short by an outage holds the server for two "
+            f"minutes at most)."
         )
         try:
             with self._guard.claim(actor, f"server:{actor.team_id}:{server.id}", busy):
