@@ -142,9 +142,12 @@ def _status_line(status: int) -> str:
 class BackgroundServer:
     """A WSGI app served by waitress on a thread of this process.
 
-    For tests, benchmarks and the sandbox: ``stop()`` closes every connection,
-    idle keep-alive ones included, so the serving thread ends at once.
+    For tests, benchmarks and the shell. The serving loop polls in short steps
+    and ends when told to; ``stop()`` then closes every connection, idle
+    keep-alive ones included, from the calling thread once the loop is gone.
     """
+
+    POLL_SECONDS = 0.1
 
     def __init__(
         self, app: Callable[..., Any], *, host: str = "127.0.0.1", threads: int = 8
@@ -152,25 +155,38 @@ class BackgroundServer:
         import waitress
 
         self._server = waitress.create_server(app, host=host, port=0, threads=threads)
+        self._stopping = threading.Event()
         self._thread = threading.Thread(
-            target=self._server.run, name="waitress", daemon=True
+            target=self._serve, name="waitress", daemon=True
         )
         self.url = f"http://{host}:{self._server.effective_port}"
+
+    def _serve(self) -> None:
+        from waitress import wasyncore
+
+        server = self._server
+        while not self._stopping.is_set():
+            wasyncore.loop(
+                timeout=self.POLL_SECONDS,
+                map=server._map,
+                use_poll=server.adj.asyncore_use_poll,
+                count=1,
+            )
 
     def start(self) -> BackgroundServer:
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the listening socket and every connection; wait for the loop."""
-        server = self._server
-
-        def close_everything() -> None:
-            for channel in list(server._map.values()):
-                channel.close()
-
-        server.trigger.pull_trigger(close_everything)
+        """End the loop, then close the listening socket and every connection."""
+        self._stopping.set()
         self._thread.join(timeout)
+        server = self._server
+        for channel in list(server._map.values()):
+            try:
+                channel.close()
+            except OSError as exc:
+                logger.debug("closing %r: %s", channel, exc)
         server.task_dispatcher.shutdown(timeout=timeout)
 
     def __enter__(self) -> BackgroundServer:
