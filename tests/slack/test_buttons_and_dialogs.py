@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from tests.slack.conftest import ALICE, ALL_ALLOWED, BOB, CHANNEL, set_policy
+from tests.slack.conftest import ALICE, ALL_ALLOWED, BOB, CHANNEL, TEAM, set_policy
 from tests.slack.test_commands import audit_rows
+from vpsbot import payloads
 from vpsbot.slack.ids import DELETE_NAME_ACTION, DELETE_NAME_BLOCK
 
 
@@ -72,6 +73,32 @@ def test_a_button_pressed_twice_at_once_reboots_once(slack, session_factory, san
     assert outcomes == ["failed", "succeeded"]
     texts = " ".join(slack.answer_text(name) for name in names)
     assert ("under way" in texts) or ("is rebooting, so it cannot reboot" in texts)
+
+
+def test_the_same_click_delivered_twice_runs_once(slack, session_factory, sandbox):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.reset_calls()
+    name, url = slack.response_url()
+    body = payloads.block_action(
+        {"action_id": "vps_reboot", "value": "12345"},
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        user_id=ALICE,
+        response_url=url,
+        trigger_id="1234.5678.redelivered",
+    )
+
+    first = slack.post(body)
+    second = slack.post(body)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    reboots = [path for method, path in sandbox.calls if path.endswith("/reboot/")]
+    assert reboots == ["/api/v1/servers/12345/reboot/"]
+    assert slack.answers(name)[-1]["text"] == (
+        "This click was already received and handled; it is not run twice."
+    )
+    [row] = audit_rows(session_factory)
+    assert (row["action"], row["outcome"]) == ("reboot", "succeeded")
 
 
 def _open_delete_dialog(slack, local_slack, text="delete web-02"):

@@ -286,14 +286,22 @@ def test_rename_and_backups_send_one_patch_each(slack, session_factory, sandbox)
     sandbox.reset_calls()
 
     slack.command("rename web-02 web-20")
-    slack.command("backups web-20 on")
+    slack.command("backups web-20 off")
+    _, again = slack.command("backups web-20 off")
 
     patches = [path for method, path in sandbox.calls if method == "PATCH"]
-    assert len(patches) == 2
+    assert patches == ["/api/v1/servers/12346/", "/api/v1/servers/12346/"]
     renamed = next(s for s in sandbox.list_servers() if s["name"] == "web-20")
-    assert renamed["backups_enabled"] is True
-    actions = [(r["action"], r["outcome"]) for r in audit_rows(session_factory)]
-    assert actions == [("rename", "succeeded"), ("backups", "succeeded")]
+    assert renamed["backups_enabled"] is False
+    assert "backups were already off for web-20" in slack.answer_text(again)
+    rows = [
+        (r["action"], r["outcome"], r["detail"]) for r in audit_rows(session_factory)
+    ]
+    assert rows == [
+        ("rename", "succeeded", "renamed web-02 to web-20"),
+        ("backups", "succeeded", "backups off"),
+        ("backups", "succeeded", "already off; nothing sent"),
+    ]
 
 
 def test_policy_changes_are_for_admins_and_audited(slack, session_factory):

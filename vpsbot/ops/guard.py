@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 # A claim on a server outlives a hung provider call by this much at most; after
 # that another request may take it over.
 SERVER_CLAIM_TTL = 120.0
+# How long a delivered click is remembered, to drop a second delivery of it.
+DELIVERY_MEMORY_SECONDS = 24 * 3600.0
 
 
 class ApprovalUnavailableError(UserError):
@@ -212,6 +214,23 @@ class Guard:
                     )
             except StoreUnavailableError:
                 logger.warning("claim %s left to expire [%s]", key, actor.request_id)
+
+    def first_delivery(self, actor: Actor, key: str) -> bool:
+        """Whether this is the first time a request named ``key`` arrives.
+
+        Slack may deliver one click twice (a retry, two replicas); the key
+        (e.g. the click's trigger_id) is remembered for a day.
+
+        Raises:
+            StoreUnavailableError: the database did not answer.
+        """
+        with session_scope(self._sessions) as session:
+            return ClaimRepository(session).try_claim(
+                key=key,
+                request_id=actor.request_id,
+                ttl_seconds=DELIVERY_MEMORY_SECONDS,
+                now=datetime.now(UTC),
+            )
 
     def claim_forever(self, actor: Actor, key: str) -> bool:
         """Take ``key`` for good; ``False`` when it was taken before.

@@ -40,6 +40,8 @@ class ChangeResult:
     server: Server
     summary: str
     audit_recorded: bool = True
+    # False when the server already was as asked and nothing was sent.
+    changed: bool = True
 
 
 class ServerOperations:
@@ -124,25 +126,39 @@ class ServerOperations:
     # Power
 
     def power(
-        self, actor: Actor, verb: PowerVerb, ref: str, *, reason: str | None = None
+        self,
+        actor: Actor,
+        verb: PowerVerb,
+        ref: str,
+        *,
+        reason: str | None = None,
+        delivery: str | None = None,
     ) -> ChangeResult:
         """Start, stop or reboot a server after reading its current state.
 
+        Args:
+            delivery: names this request as sent (a click's trigger_id); a
+                second delivery of the same one is refused, not run again.
+
         Raises:
-            UserError: refused by policy, no such server, wrong state, or busy.
+            UserError: refused by policy, no such server, wrong state, busy,
+                or delivered before.
             VpsApiError: the provider failed or its answer was lost.
         """
-        target = Target.from_ref(ref)
-        self._guard.authorize(actor, verb, target)
-        server = self._resolve(actor, verb, ref)
-        target = _target(server)
-        self._check_power_state(actor, verb, server)
-
-        with (
-            self._claimed(actor, verb, server),
-            self._audited_failure(actor, verb, target, reason),
+        if delivery is not None and not self._guard.first_delivery(
+            actor, f"delivery:{actor.team_id}:{delivery}"
         ):
-            result = getattr(self._vps, verb)(server.id, request_id=actor.request_id)
+            logger.info("second delivery of %s ignored", delivery)
+            raise ActionStateError(
+                "This click was already received and handled; it is not run twice."
+            )
+        with self._change(actor, verb, ref) as server:
+            self._check_power_state(actor, verb, server)
+            target = _target(server)
+            with self._audited_failure(actor, verb, target, reason):
+                result = getattr(self._vps, verb)(
+                    server.id, request_id=actor.request_id
+                )
         after = dataclasses.replace(
             server, status=result.server_status or _POWER_PROGRESS[verb]
         )
@@ -162,37 +178,31 @@ class ServerOperations:
             UserError: refused by policy, no such server, or busy.
             VpsApiError: the provider refused the name or failed.
         """
-        self._guard.authorize(actor, "rename", Target.from_ref(ref))
-        server = self._resolve(actor, "rename", ref)
-        target = _target(server)
-        if server.name == new_name:
-            self._guard.record(
-                actor, "rename", "succeeded", target, "name unchanged; nothing sent"
-            )
-            return ChangeResult(
-                "rename", server, f"{server.name} already has that name"
-            )
-        taken = [
-            other.id
-            for other in self._vps.get_all(request_id=actor.request_id)
-            if other.name == new_name and other.id != server.id
-        ]
-        if taken:
-            self._fail_state(
-                actor,
-                "rename",
-                server,
-                f"{new_name} is already the name of server {taken[0]}, and "
-                f"`/vps` finds servers by name",
-            )
-
-        with (
-            self._claimed(actor, "rename", server),
-            self._audited_failure(actor, "rename", target, reason),
-        ):
-            after = self._vps.patch(
-                server.id, name=new_name, request_id=actor.request_id
-            )
+        name_key = f"server-name:{actor.team_id}:{new_name.lower()}"
+        name_busy = f"Another rename to {new_name} is under way; try again shortly."
+        with self._change(actor, "rename", ref) as server:
+            target = _target(server)
+            if server.name == new_name:
+                self._guard.record(
+                    actor, "rename", "succeeded", target, "name unchanged; nothing sent"
+                )
+                return ChangeResult(
+                    "rename",
+                    server,
+                    f"{server.name} already has that name",
+                    changed=False,
+                )
+            # The new name is claimed too, so two renames to one name cannot
+            # both pass the check below.
+            with (
+                self._busy_audited(actor, "rename", server, name_busy),
+                self._guard.claim(actor, name_key, name_busy),
+            ):
+                self._refuse_taken_name(actor, server, new_name)
+                with self._audited_failure(actor, "rename", target, reason):
+                    after = self._vps.patch(
+                        server.id, name=new_name, request_id=actor.request_id
+                    )
         recorded = self._guard.record_after_change(
             actor,
             "rename",
@@ -212,25 +222,27 @@ class ServerOperations:
             UserError: refused by policy, no such server, or busy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "backups", Target.from_ref(ref))
-        server = self._resolve(actor, "backups", ref)
-        target = _target(server)
         word = "on" if enabled else "off"
-        if server.backups_enabled is enabled:
-            self._guard.record(
-                actor, "backups", "succeeded", target, f"already {word}; nothing sent"
-            )
-            return ChangeResult(
-                "backups", server, f"backups were already {word} for {server.name}"
-            )
-
-        with (
-            self._claimed(actor, "backups", server),
-            self._audited_failure(actor, "backups", target, reason),
-        ):
-            after = self._vps.patch(
-                server.id, backups_enabled=enabled, request_id=actor.request_id
-            )
+        with self._change(actor, "backups", ref) as server:
+            target = _target(server)
+            if server.backups_enabled is enabled:
+                self._guard.record(
+                    actor,
+                    "backups",
+                    "succeeded",
+                    target,
+                    f"already {word}; nothing sent",
+                )
+                return ChangeResult(
+                    "backups",
+                    server,
+                    f"backups were already {word} for {server.name}",
+                    changed=False,
+                )
+            with self._audited_failure(actor, "backups", target, reason):
+                after = self._vps.patch(
+                    server.id, backups_enabled=enabled, request_id=actor.request_id
+                )
         recorded = self._guard.record_after_change(
             actor,
             "backups",
@@ -271,25 +283,22 @@ class ServerOperations:
                 f"it is not sent twice."
             )
         target = Target(server_id, expected_name)
-        self._guard.authorize(actor, "delete", target)
-        server = self._resolve(actor, "delete", str(server_id))
-        if server.name != expected_name:
-            detail = f"renamed to {server.name} since the dialog opened; not deleted"
-            self._guard.record(actor, "delete", "failed", target, detail)
-            raise ActionStateError(
-                f"Server {server_id} is now called {server.name}, not "
-                f"{expected_name}, so nothing was deleted. Open the dialog again."
-            )
-        if not server.can_delete:
-            self._fail_state(
-                actor, "delete", server, f"{server.name} is {server.status}"
-            )
-
-        with (
-            self._claimed(actor, "delete", server),
-            self._audited_failure(actor, "delete", target, reason),
-        ):
-            self._vps.delete(server.id, request_id=actor.request_id)
+        with self._change(actor, "delete", str(server_id), target=target) as server:
+            if server.name != expected_name:
+                detail = (
+                    f"renamed to {server.name} since the dialog opened; not deleted"
+                )
+                self._guard.record(actor, "delete", "failed", target, detail)
+                raise ActionStateError(
+                    f"Server {server_id} is now called {server.name}, not "
+                    f"{expected_name}, so nothing was deleted. Open the dialog again."
+                )
+            if not server.can_delete:
+                self._fail_state(
+                    actor, "delete", server, f"{server.name} is {server.status}"
+                )
+            with self._audited_failure(actor, "delete", target, reason):
+                self._vps.delete(server.id, request_id=actor.request_id)
         recorded = self._guard.record_after_change(
             actor, "delete", "succeeded", target, _with_reason("deleted", reason)
         )
@@ -359,19 +368,62 @@ class ServerOperations:
         raise ActionStateError(f"{why}; nothing was done.")
 
     @contextmanager
-    def _claimed(self, actor: Actor, verb: str, server: Server) -> Iterator[None]:
+    def _change(
+        self, actor: Actor, verb: str, ref: str, *, target: Target | None = None
+    ) -> Iterator[Server]:
+        """Hold the server for one change and yield it as it stands now.
+
+        The policy is checked first (a refusal costs no provider call), the
+        server found, and then claimed in the database. Under the claim it is
+        read again and the policy checked again, so the state checks and the
+        change that follow see what no other request can alter meanwhile.
+
+        Raises:
+            UserError: refused by policy, no such server, or busy.
+            VpsApiError: the provider failed.
+        """
+        self._guard.authorize(actor, verb, target or Target.from_ref(ref))
+        found = self._resolve(actor, verb, ref)
         busy = (
-            f"Another change to {server.name} is under way; try again when it has "
+            f"Another change to {found.name} is under way; try again when it has "
             f"finished (a change cut short by an outage holds the server for two "
             f"minutes at most)."
         )
+        key = f"server:{actor.team_id}:{found.id}"
+        with (
+            self._busy_audited(actor, verb, found, busy),
+            self._guard.claim(actor, key, busy),
+        ):
+            server = self._resolve(actor, verb, str(found.id))
+            self._guard.authorize(actor, verb, target or _target(server))
+            yield server
+
+    @contextmanager
+    def _busy_audited(
+        self, actor: Actor, verb: str, server: Server, busy: str
+    ) -> Iterator[None]:
+        """Audit a claim refused as busy, as a failed attempt."""
         try:
-            with self._guard.claim(actor, f"server:{actor.team_id}:{server.id}", busy):
-                yield
+            yield
         except ActionStateError as exc:
             if str(exc) == busy:
                 self._guard.record(actor, verb, "failed", _target(server), "busy")
             raise
+
+    def _refuse_taken_name(self, actor: Actor, server: Server, new_name: str) -> None:
+        taken = [
+            other.id
+            for other in self._vps.get_all(request_id=actor.request_id)
+            if other.name == new_name and other.id != server.id
+        ]
+        if taken:
+            self._fail_state(
+                actor,
+                "rename",
+                server,
+                f"{new_name} is already the name of server {taken[0]}, and "
+                f"`/vps` finds servers by name",
+            )
 
     @contextmanager
     def _audited_failure(

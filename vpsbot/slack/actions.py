@@ -70,10 +70,12 @@ def register(app: App, slack: SlackContext) -> None:
             )
         else:
             verb = _VERBS[action_id]
+            # One click has one trigger_id; the same one again is a redelivery.
+            delivery = body.get("trigger_id") or None
             slack.background.run(
                 actor.request_id,
                 replies.ephemeral,
-                lambda: _power(slack, actor, verb, value, replies),
+                lambda: _power(slack, actor, verb, value, replies, delivery),
             )
         ack()
 
@@ -89,9 +91,14 @@ def _show(slack: SlackContext, actor: Actor, server_id: str, replies: Replies) -
 
 
 def _power(
-    slack: SlackContext, actor: Actor, verb: str, server_id: str, replies: Replies
+    slack: SlackContext,
+    actor: Actor,
+    verb: str,
+    server_id: str,
+    replies: Replies,
+    delivery: str | None,
 ) -> None:
-    result = slack.ops.servers.power(actor, verb, server_id)
+    result = slack.ops.servers.power(actor, verb, server_id, delivery=delivery)
     text = messages.announcement(actor, result, None)
     if not result.audit_recorded:
         text += "\n" + messages.audit_not_recorded()

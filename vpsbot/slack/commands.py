@@ -117,6 +117,9 @@ def run_command(
 
 
 def _announce(replies: Replies, actor: Actor, result: Any, reason: str | None) -> None:
+    if not result.changed:
+        replies.ephemeral(f"{messages.escape(result.summary)}; nothing was sent.")
+        return
     text = messages.announcement(actor, result, reason)
     if not result.audit_recorded:
         text += "\n" + messages.audit_not_recorded()
