@@ -133,18 +133,34 @@ class Guard:
             StoreUnavailableError: the entry could not be written.
         """
         with session_scope(self._sessions) as session:
-            audit.record(
-                session,
-                team=actor.team_id,
-                channel=actor.channel_id,
-                user=actor.user_id,
-                action=verb,
-                outcome=outcome,
-                request_id=actor.request_id,
-                server_id=target.server_id,
-                server_name=target.server_name,
-                detail=detail,
-            )
+            self.record_in(session, actor, verb, outcome, target, detail)
+
+    def record_in(
+        self,
+        session: Session,
+        actor: Actor,
+        verb: str,
+        outcome: str,
+        target: Target,
+        detail: str = "",
+    ) -> None:
+        """Append one audit entry in the caller's transaction.
+
+        For changes kept in the database itself (a policy), so that the change
+        and its entry are committed together or not at all.
+        """
+        audit.record(
+            session,
+            team=actor.team_id,
+            channel=actor.channel_id,
+            user=actor.user_id,
+            action=verb,
+            outcome=outcome,
+            request_id=actor.request_id,
+            server_id=target.server_id,
+            server_name=target.server_name,
+            detail=detail,
+        )
         logger.info(
             "audit %s %s %s server=%s by %s in %s [%s]",
             verb,

@@ -56,7 +56,9 @@ class PolicyOperations:
                 rules=changes,
                 updated_by=actor.user_id,
             )
-        self._guard.record(actor, "policy", "succeeded", Target(), detail)
+            self._guard.record_in(
+                session, actor, "policy", "succeeded", Target(), detail
+            )
         return self._guard.rules(actor)
 
     def set_approvers(self, actor: Actor, approvers: Sequence[str]) -> ChannelRules:
@@ -75,7 +77,9 @@ class PolicyOperations:
                 approvers=list(approvers),
                 updated_by=actor.user_id,
             )
-        self._guard.record(actor, "policy", "succeeded", Target(), detail)
+            self._guard.record_in(
+                session, actor, "policy", "succeeded", Target(), detail
+            )
         return self._guard.rules(actor)
 
     def _require_admin(self, actor: Actor, detail: str) -> None:
