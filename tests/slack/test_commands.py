@@ -486,3 +486,19 @@ def test_rename_to_a_name_another_server_has_is_refused(
         "failed",
         "db-01",
     )
+
+
+def test_the_providers_own_words_are_shown_as_text(slack, session_factory, sandbox):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.fail_next(
+        400,
+        body={"detail": "Pay at <https://evil.example|billing> <!channel> & more"},
+        path_contains="/stop/",
+    )
+
+    _, name = slack.command("stop web-01")
+
+    assert slack.answer_text(name) == (
+        "VPS.org refused to do this: Pay at &lt;https://evil.example|billing&gt; "
+        "&lt;!channel&gt; &amp; more."
+    )

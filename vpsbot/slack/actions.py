@@ -87,7 +87,9 @@ def register(app: App, slack: SlackContext) -> None:
 
 def _show(slack: SlackContext, actor: Actor, server_id: str, replies: Replies) -> None:
     server = slack.ops.servers.show_server(actor, server_id)
-    replies.ephemeral(f"{server.name}: {server.status}", blocks.server_card(server))
+    replies.ephemeral(
+        messages.escape(f"{server.name}: {server.status}"), blocks.server_card(server)
+    )
 
 
 def _power(
@@ -104,7 +106,7 @@ def _power(
         text += "\n" + messages.audit_not_recorded()
     replies.announce(text, blocks.announcement(text))
     replies.replace_original(
-        f"{result.server.name}: {result.server.status}",
+        messages.escape(f"{result.server.name}: {result.server.status}"),
         blocks.server_card(
             result.server, note=f"Updated after <@{actor.user_id}>'s {verb}."
         ),

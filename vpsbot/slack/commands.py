@@ -90,7 +90,10 @@ def run_command(
         )
     elif verb == "show":
         server = ops.servers.show_server(actor, command.server or "")
-        replies.ephemeral(f"{server.name}: {server.status}", blocks.server_card(server))
+        replies.ephemeral(
+            messages.escape(f"{server.name}: {server.status}"),
+            blocks.server_card(server),
+        )
     elif verb in ("start", "stop", "reboot"):
         result = ops.servers.power(
             actor, verb, command.server or "", reason=command.reason

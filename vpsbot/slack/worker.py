@@ -101,7 +101,8 @@ def guarded(request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
         _reply_safely(request_id, reply, str(exc))
     except VpsApiError as exc:
         logger.warning("provider error [%s]: %s", request_id, exc)
-        _reply_safely(request_id, reply, exc.user_message)
+        # The sentence may quote the provider's own words; show them as text.
+        _reply_safely(request_id, reply, messages.escape(exc.user_message))
     except StoreUnavailableError as exc:
         logger.error("database unavailable [%s]: %s", request_id, exc.__cause__)
         _reply_safely(request_id, reply, str(exc))
