@@ -44,7 +44,6 @@ ACTIONS = frozenset(
         "delete",
         "audit",
         "policy",
-        "approvals",
     }
 )
 OUTCOMES = frozenset(

@@ -192,7 +192,7 @@ class Shell:
 
     def _slash(self, text: str) -> None:
         body = payloads.slash_command(
-            text,
+            _as_slack_sends(text),
             team_id=TEAM,
             channel_id=CHANNEL,
             channel_name=CHANNEL_NAME,
@@ -429,3 +429,18 @@ def run_shell(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
         return shell.run()
     finally:
         shell.close()
+
+
+def _as_slack_sends(text: str) -> str:
+    """The command text as Slack sends it: ``@alice`` becomes ``<@U0ALICE|alice>``.
+
+    With escaping on (as the manifest asks), Slack turns a typed mention into
+    the user's id and escapes ``&``, ``<`` and ``>``; the shell does the same.
+    """
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    def mention(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"<@{USERS[name]}|{name}>" if name in USERS else match.group(0)
+
+    return re.sub(r"(?<![\w<])@(\w+)", mention, escaped)

@@ -81,7 +81,7 @@ class AuditOperations:
             "audit",
             "succeeded",
             target,
-            f"{len(entries)} entries"
+            f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
             + (f" ({filters.describe()})" if filters.describe() else ""),
         )
         return entries
