@@ -6,6 +6,8 @@ import io
 import json
 import time
 
+import pytest
+
 from tests.slack.conftest import (
     ALICE,
     ALL_ALLOWED,
@@ -404,13 +406,21 @@ def test_unsigned_junk_is_refused_before_it_is_parsed(slack, caplog):
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
-def test_signed_but_unreadable_payload_gets_400(slack):
-    body = "payload=%7Bbad"
+@pytest.mark.parametrize(
+    "body",
+    [
+        "payload=%7Bbad",
+        "payload=%7B%22type%22%3A",
+    ],
+)
+def test_signed_but_unreadable_payload_gets_400(slack, sandbox, body):
+    sandbox.reset_calls()
 
     response = slack.post(body, headers=payloads.signed_headers(SECRET, body))
 
     assert response.status_code == 400
     assert response.json() == {"error": "unreadable payload"}
+    assert sandbox.calls == []
 
 
 def test_a_reason_cannot_ping_the_channel_or_hide_a_link(

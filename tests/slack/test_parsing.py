@@ -82,6 +82,7 @@ def test_valid_commands(text, expected):
         ("show <script>", "is not a server id or name"),
         ("rename web-01", "it needs the server and its new name"),
         ("rename web-01 bad_name!", "is not a valid server name"),
+        ("policy read=allow READ=deny", "`read` is given twice"),
         ("rename web-01 12346", "`12346` is not a valid server name"),
         ("rename web-01 -lead", "`-lead` is not a valid server name"),
         ("rename web-01 trail-", "`trail-` is not a valid server name"),

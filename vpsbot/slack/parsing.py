@@ -278,6 +278,8 @@ def _parse_policy(verb: str, args: list[str], now: datetime) -> Command:
         key, sep, value = word.partition("=")
         if not sep or not key or not value:
             _fail(verb, f"`{_clip(word)}` is not `<action>=allow|approve|deny`")
+        if key.lower() in rules:
+            _fail(verb, f"`{_clip(key.lower())}` is given twice; give each action once")
         rules[key.lower()] = value.lower()
     return Command("policy", rules=rules)
 
