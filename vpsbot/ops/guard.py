@@ -240,13 +240,7 @@ class Guard:
         Raises:
             StoreUnavailableError: the database did not answer.
         """
-        with session_scope(self._sessions) as session:
-            return ClaimRepository(session).try_claim(
-                key=key,
-                request_id=actor.request_id,
-                ttl_seconds=DELIVERY_MEMORY_SECONDS,
-                now=datetime.now(UTC),
-            )
+        return self._take(actor, key, ttl_seconds=DELIVERY_MEMORY_SECONDS)
 
     def claim_forever(self, actor: Actor, key: str) -> bool:
         """Take ``key`` for good; ``False`` when it was taken before.
@@ -254,10 +248,13 @@ class Guard:
         Raises:
             StoreUnavailableError: the database did not answer.
         """
+        return self._take(actor, key, ttl_seconds=None)
+
+    def _take(self, actor: Actor, key: str, *, ttl_seconds: float | None) -> bool:
         with session_scope(self._sessions) as session:
             return ClaimRepository(session).try_claim(
                 key=key,
                 request_id=actor.request_id,
-                ttl_seconds=None,
+                ttl_seconds=ttl_seconds,
                 now=datetime.now(UTC),
             )
