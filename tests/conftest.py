@@ -199,3 +199,39 @@ def engine(database_url: str) -> Iterator[Engine]:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """The session factory vpsbot itself would build on ``engine``."""
     return make_session_factory(engine)
+
+
+# Make every insert into audit_entries fail, as a full disk or a broken
+# permission would, while the rest of the database keeps working.
+_REFUSE_AUDIT = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries "
+        "BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+    ],
+}
+_ALLOW_AUDIT = {
+    "sqlite": ["DROP TRIGGER refuse_audit"],
+    "postgresql": [
+        "DROP TRIGGER refuse_audit ON audit_entries",
+        "DROP FUNCTION refuse_audit()",
+    ],
+}
+
+
+@pytest.fixture
+def audit_refused(engine: Engine) -> Iterator[None]:
+    """Every insert into ``audit_entries`` fails for the length of a test."""
+    dialect = engine.dialect.name
+    with engine.begin() as connection:
+        for statement in _REFUSE_AUDIT[dialect]:
+            connection.execute(text(statement))
+    yield
+    with engine.begin() as connection:
+        for statement in _ALLOW_AUDIT[dialect]:
+            connection.execute(text(statement))

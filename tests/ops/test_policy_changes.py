@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from vpsbot.ops.context import Actor
@@ -14,38 +12,6 @@ from vpsbot.ops.policies import PolicyOperations
 
 ADMIN = "U0ADMIN"
 ACTOR = Actor("T1", "C1", ADMIN, "r-policytest")
-
-_REFUSE_AUDIT = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries "
-        "BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
-    ],
-}
-_ALLOW_AUDIT = {
-    "sqlite": ["DROP TRIGGER refuse_audit"],
-    "postgresql": [
-        "DROP TRIGGER refuse_audit ON audit_entries",
-        "DROP FUNCTION refuse_audit()",
-    ],
-}
-
-
-@pytest.fixture
-def audit_refused(engine: Engine) -> Iterator[None]:
-    dialect = engine.dialect.name
-    with engine.begin() as connection:
-        for statement in _REFUSE_AUDIT[dialect]:
-            connection.execute(text(statement))
-    yield
-    with engine.begin() as connection:
-        for statement in _ALLOW_AUDIT[dialect]:
-            connection.execute(text(statement))
 
 
 def test_a_policy_change_whose_entry_cannot_be_written_does_not_happen(

@@ -512,3 +512,61 @@ def test_the_providers_own_words_are_shown_as_text(slack, session_factory, sandb
         "VPS.org refused to do this: Pay at &lt;https://evil.example|billing&gt; "
         "&lt;!channel&gt; &amp; more."
     )
+
+
+def test_a_change_whose_entry_cannot_be_written_is_announced_and_logged(
+    slack, session_factory, sandbox, local_slack, audit_refused, caplog
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.reset_calls()
+
+    slack.command("reboot web-01")
+
+    reboots = [path for method, path in sandbox.calls if path.endswith("/reboot/")]
+    assert reboots == ["/api/v1/servers/12345/reboot/"]
+    [announcement] = local_slack.api_calls("chat.postMessage")
+    assert announcement.body["text"].endswith(
+        "Note: vpsbot could not write this to its audit log (the database stopped "
+        "answering); the details are in the server log."
+    )
+    [logged] = [
+        record
+        for record in caplog.records
+        if record.getMessage().startswith("audit entry could not be written")
+    ]
+    assert logged.levelname == "ERROR"
+    assert '"action": "reboot", "outcome": "succeeded"' in logged.getMessage()
+
+
+def test_rename_to_another_servers_name_in_other_case_is_refused(
+    slack, session_factory, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.reset_calls()
+
+    _, name = slack.command("rename db-01 WEB-02")
+
+    assert slack.answer_text(name).startswith(
+        "WEB-02 is already the name of server 12346"
+    )
+    assert [method for method, _ in sandbox.calls if method == "PATCH"] == []
+
+
+def test_a_no_op_keeps_its_reason_in_the_audit_log(slack, session_factory, sandbox):
+    set_policy(session_factory, ALL_ALLOWED)
+
+    _, name = slack.command('backups web-02 on reason="weekly check"')
+
+    assert slack.answer_text(name) == (
+        "backups were already on for web-02; nothing was sent."
+    )
+    [row] = audit_rows(session_factory)
+    assert row["detail"] == "already on; nothing sent (reason: weekly check)"
+
+
+def test_a_refused_word_is_echoed_as_text(slack):
+    response, _ = slack.command("show &lt;!channel&gt;")
+
+    assert response.json()["text"].startswith(
+        "That `show` is not quite right: `&lt;!channel&gt;` is not"
+    )

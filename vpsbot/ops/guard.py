@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot import audit
@@ -29,9 +30,11 @@ from vpsbot.store import ClaimRepository, PolicyRepository, session_scope
 
 logger = logging.getLogger(__name__)
 
-# A claim on a server outlives a hung provider call by this much at most; after
-# that another request may take it over.
-SERVER_CLAIM_TTL = 120.0
+# A claim on a server outlasts the longest time a live request can hold it:
+# two reads (each up to four attempts, waiting out a Retry-After of up to 20 s)
+# and one change (30 s write timeout) stay well under five minutes. Only a
+# request whose process died leaves a claim to expire.
+SERVER_CLAIM_TTL = 300.0
 # How long a delivered click is remembered, to drop a second delivery of it.
 DELIVERY_MEMORY_SECONDS = 24 * 3600.0
 
@@ -182,7 +185,7 @@ class Guard:
         """
         try:
             self.record(actor, verb, outcome, target, detail)
-        except StoreUnavailableError:
+        except (StoreUnavailableError, SQLAlchemyError):
             logger.error(
                 "audit entry could not be written after a change: %s",
                 json.dumps(

@@ -184,7 +184,11 @@ class ServerOperations:
             target = _target(server)
             if server.name == new_name:
                 self._guard.record(
-                    actor, "rename", "succeeded", target, "name unchanged; nothing sent"
+                    actor,
+                    "rename",
+                    "succeeded",
+                    target,
+                    _with_reason("name unchanged; nothing sent", reason),
                 )
                 return ChangeResult(
                     "rename",
@@ -199,6 +203,8 @@ class ServerOperations:
                 self._guard.claim(actor, name_key, name_busy),
             ):
                 self._refuse_taken_name(actor, server, new_name)
+                # That read took time; the policy may have changed meanwhile.
+                self._guard.authorize(actor, "rename", target)
                 with self._audited_failure(actor, "rename", target, reason):
                     after = self._vps.patch(
                         server.id, name=new_name, request_id=actor.request_id
@@ -231,7 +237,7 @@ class ServerOperations:
                     "backups",
                     "succeeded",
                     target,
-                    f"already {word}; nothing sent",
+                    _with_reason(f"already {word}; nothing sent", reason),
                 )
                 return ChangeResult(
                     "backups",
@@ -386,7 +392,7 @@ class ServerOperations:
         found = self._resolve(actor, verb, ref)
         busy = (
             f"Another change to {found.name} is under way; try again when it has "
-            f"finished (a change cut short by an outage holds the server for two "
+            f"finished (a change cut short by an outage holds the server for five "
             f"minutes at most)."
         )
         key = f"server:{actor.team_id}:{found.id}"
@@ -414,7 +420,7 @@ class ServerOperations:
         taken = [
             other.id
             for other in self._vps.get_all(request_id=actor.request_id)
-            if other.name == new_name and other.id != server.id
+            if other.name.lower() == new_name.lower() and other.id != server.id
         ]
         if taken:
             self._fail_state(

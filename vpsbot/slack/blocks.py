@@ -89,7 +89,7 @@ def server_list(servers: Sequence[Server], filters: str) -> Blocks:
     """``/vps list``: one line per server, each with a Show button."""
     title = f"*{len(servers)} server{'s' if len(servers) != 1 else ''}*"
     if filters:
-        title += f" ({filters})"
+        title += f" ({esc(filters)})"
     blocks: list[Block] = [_section(title)]
     if not servers:
         blocks.append(_context("Nothing matches. `/vps list` shows every server."))
@@ -165,7 +165,7 @@ def server_buttons(server: Server) -> list[ButtonElement]:
                     value=value,
                     confirm=ConfirmObject(
                         title=f"{verb.capitalize()} {server.name}?"[:100],
-                        text=messages.confirm_power(verb, server.name),
+                        text=messages.confirm_power(verb, server.name)[:300],
                         confirm=verb.capitalize(),
                         deny="Cancel",
                     ),
@@ -336,7 +336,7 @@ def audit_message(entries: Sequence[AuditEntry], filters: str) -> Blocks:
     """``/vps audit``: newest first, one line per entry."""
     title = f"*Audit log*, newest first ({len(entries)} shown)"
     if filters:
-        title += f" — {filters}"
+        title += f" — {esc(filters)}"
     if not entries:
         return _dicts([_section(title), _context("No entries match.")])
     lines = []

@@ -111,5 +111,8 @@ def delete_wrong_name(name: str) -> str:
 
 def confirm_power(verb: str, name: str) -> str:
     if verb == "stop":
-        return f"{name} shuts down gracefully and stays off until someone starts it."
-    return f"{name} restarts gracefully and is unreachable for a short while."
+        return (
+            f"{escape(name)} shuts down gracefully and stays off until someone "
+            f"starts it."
+        )
+    return f"{escape(name)} restarts gracefully and is unreachable for a short while."

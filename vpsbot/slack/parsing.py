@@ -377,5 +377,11 @@ def _fail(verb: str, problem: str) -> NoReturn:
 
 
 def _clip(word: str, limit: int = 40) -> str:
+    """A typed word, shortened and made safe to echo inside backticks.
+
+    Slack reads ``<…>`` even in code spans, so ``&``, ``<`` and ``>`` are
+    escaped as well.
+    """
     word = word.replace("`", "'")
-    return word if len(word) <= limit else word[: limit - 1] + "…"
+    word = word if len(word) <= limit else word[: limit - 1] + "…"
+    return word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
