@@ -440,7 +440,7 @@ def _as_slack_sends(text: str) -> str:
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
     def mention(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name = match.group(1).lower()
         return f"<@{USERS[name]}|{name}>" if name in USERS else match.group(0)
 
     return re.sub(r"(?<![\w<])@(\w+)", mention, escaped)
