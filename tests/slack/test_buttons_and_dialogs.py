@@ -179,6 +179,28 @@ def test_delete_submitted_twice_deletes_once(
     assert rows == [("delete", "succeeded")]
 
 
+def test_a_delete_refused_before_any_provider_call_can_be_submitted_again(
+    slack, session_factory, local_slack, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    _, filled = _open_delete_dialog(slack, local_slack)
+    view = {**filled.body["view"], "id": filled.body["view_id"]}
+    typed = {DELETE_NAME_BLOCK: {DELETE_NAME_ACTION: "web-02"}}
+    set_policy(session_factory, {**ALL_ALLOWED, "delete": "deny"})
+    sandbox.reset_calls()
+
+    slack.submit(view, typed)
+    refused_deletes = [path for method, path in sandbox.calls if method == "DELETE"]
+    set_policy(session_factory, ALL_ALLOWED)
+    slack.submit(view, typed)
+
+    assert refused_deletes == []
+    deletes = [path for method, path in sandbox.calls if method == "DELETE"]
+    assert deletes == ["/api/v1/servers/12346/"]
+    rows = [(r["action"], r["outcome"]) for r in audit_rows(session_factory)]
+    assert rows == [("delete", "denied"), ("delete", "succeeded")]
+
+
 def test_delete_of_a_server_renamed_since_the_dialog_opened_does_nothing(
     slack, session_factory, local_slack, sandbox
 ):

@@ -234,6 +234,14 @@ class Guard:
             except StoreUnavailableError:
                 logger.warning("claim %s left to expire [%s]", key, actor.request_id)
 
+    def release(self, actor: Actor, key: str) -> None:
+        """Give up ``key`` if this request holds it; a database failure is logged."""
+        try:
+            with session_scope(self._sessions) as session:
+                ClaimRepository(session).release(key=key, request_id=actor.request_id)
+        except StoreUnavailableError:
+            logger.warning("claim %s left in place [%s]", key, actor.request_id)
+
     def first_delivery(self, actor: Actor, key: str) -> bool:
         """Whether this is the first time a request named ``key`` arrives.
 

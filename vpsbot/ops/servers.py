@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from vpsbot.errors import ActionStateError, ServerLookupError, UserError
+from vpsbot.errors import (
+    ActionStateError,
+    ServerLookupError,
+    StoreUnavailableError,
+    UserError,
+)
 from vpsbot.ops.context import Actor, as_server_id
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.vps import (
@@ -282,29 +287,39 @@ class ServerOperations:
                 missing server, or busy.
             VpsApiError: the provider failed or its answer was lost.
         """
-        if not self._guard.claim_forever(actor, f"delete-dialog:{submission_id}"):
+        submission_key = f"delete-dialog:{submission_id}"
+        if not self._guard.claim_forever(actor, submission_key):
             logger.info("repeated delete submission %s ignored", submission_id)
             raise ActionStateError(
                 f"This delete of {expected_name} was already submitted; "
                 f"it is not sent twice."
             )
         target = Target(server_id, expected_name)
-        with self._change(actor, "delete", str(server_id), target=target) as server:
-            if server.name != expected_name:
-                detail = (
-                    f"renamed to {server.name} since the dialog opened; not deleted"
-                )
-                self._guard.record(actor, "delete", "failed", target, detail)
-                raise ActionStateError(
-                    f"Server {server_id} is now called {server.name}, not "
-                    f"{expected_name}, so nothing was deleted. Open the dialog again."
-                )
-            if not server.can_delete:
-                self._fail_state(
-                    actor, "delete", server, f"{server.name} is {server.status}"
-                )
-            with self._audited_failure(actor, "delete", target, reason):
-                self._vps.delete(server.id, request_id=actor.request_id)
+        sent = False
+        try:
+            with self._change(actor, "delete", str(server_id), target=target) as server:
+                if server.name != expected_name:
+                    detail = (
+                        f"renamed to {server.name} since the dialog opened; not deleted"
+                    )
+                    self._guard.record(actor, "delete", "failed", target, detail)
+                    raise ActionStateError(
+                        f"Server {server_id} is now called {server.name}, not "
+                        f"{expected_name}, so nothing was deleted. Open the dialog "
+                        f"again."
+                    )
+                if not server.can_delete:
+                    self._fail_state(
+                        actor, "delete", server, f"{server.name} is {server.status}"
+                    )
+                with self._audited_failure(actor, "delete", target, reason):
+                    sent = True
+                    self._vps.delete(server.id, request_id=actor.request_id)
+        except (UserError, StoreUnavailableError, VpsApiError):
+            if not sent:
+                # Nothing reached the provider: the same dialog may be sent again.
+                self._guard.release(actor, submission_key)
+            raise
         recorded = self._guard.record_after_change(
             actor, "delete", "succeeded", target, _with_reason("deleted", reason)
         )
