@@ -310,7 +310,12 @@ def test_query_filters(
     )
 
     with session_scope(session_factory) as session:
-        entries = audit.query(session, team="T1", channel="C1", **filters)  # type: ignore[arg-type]
+        entries = audit.query(
+            session,
+            team="T1",
+            channel="C1",
+            **filters,  # type: ignore[arg-type]
+        )
 
     assert [entry.request_id for entry in entries] == expected
 

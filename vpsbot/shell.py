@@ -26,6 +26,7 @@ from vpsbot import payloads
 from vpsbot.app import VpsBot, create_app
 from vpsbot.config import Secret, Settings
 from vpsbot.localslack import LocalSlack, SlackCall
+from vpsbot.slack.messages import escape
 from vpsbot.store import (
     PolicyRepository,
     make_engine,
@@ -437,7 +438,7 @@ def _as_slack_sends(text: str) -> str:
     With escaping on (as the manifest asks), Slack turns a typed mention into
     the user's id and escapes ``&``, ``<`` and ``>``; the shell does the same.
     """
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = escape(text)
 
     def mention(match: re.Match[str]) -> str:
         name = match.group(1).lower()

@@ -142,7 +142,7 @@ def _status_line(status: int) -> str:
 class BackgroundServer:
     """A WSGI app served by waitress on a thread of this process.
 
-    For tests, benchmarks and the shell. The serving loop polls in short steps
+    For the end-to-end tests. The serving loop polls in short steps
     and ends when told to; ``stop()`` then closes every connection, idle
     keep-alive ones included, from the calling thread once the loop is gone.
     """

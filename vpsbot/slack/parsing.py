@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from vpsbot import audit, moments
 from vpsbot.moments import parse_moment
+from vpsbot.slack.messages import escape
 
 logger = logging.getLogger(__name__)
 
@@ -384,4 +385,4 @@ def _clip(word: str, limit: int = 40) -> str:
     """
     word = word.replace("`", "'")
     word = word if len(word) <= limit else word[: limit - 1] + "…"
-    return word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escape(word)

@@ -6,6 +6,7 @@ source tree, next to the ``vpsbot`` package.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -80,6 +81,12 @@ def upgrade_database(url: str) -> None:
     )
 
 
+@functools.cache
+def _script_heads() -> frozenset[str]:
+    """The latest revisions among the migration scripts, read once per process."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def migrations_current(engine: Engine) -> bool:
     """Whether the database stands at the latest migration.
 
@@ -87,7 +94,7 @@ def migrations_current(engine: Engine) -> bool:
         StoreUnavailableError: the database could not be reached.
         VpsbotError: the migrations folder is missing.
     """
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    heads = _script_heads()
     try:
         with engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
