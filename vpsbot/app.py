@@ -14,6 +14,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
 from vpsbot.ops import Operations
 from vpsbot.slack import build_bolt_app
@@ -51,6 +52,7 @@ def create_app(
     vps: VpsClient | None = None,
     sessions: sessionmaker[Session] | None = None,
     slack_client: WebClient | None = None,
+    catalog: Catalog | None = None,
 ) -> VpsBot:
     """Build vpsbot for one workspace.
 
@@ -61,9 +63,12 @@ def create_app(
         sessions: the database session factory (default: from ``DATABASE_URL``).
         slack_client: the Web API client (default: from ``SLACK_BOT_TOKEN`` and
             ``SLACK_API_URL``).
+        catalog: what the create dialog offers (default: read from
+            ``VPSBOT_CATALOG``, else the shipped catalog).
 
     Raises:
-        ConfigError: a setting the app needs is missing.
+        ConfigError: a setting the app needs is missing, or the catalog is
+            malformed.
     """
     if vps is None:
         settings.require("vps_api_token")
@@ -86,7 +91,12 @@ def create_app(
     settings.require("slack_signing_secret")
     assert settings.slack_signing_secret is not None
 
-    ops = Operations.build(sessions=sessions, vps=vps, admins=settings.admins)
+    ops = Operations.build(
+        sessions=sessions,
+        vps=vps,
+        admins=settings.admins,
+        catalog=catalog or Catalog.load(settings.catalog_path),
+    )
     background = Background(workers=settings.worker_threads)
     bolt = build_bolt_app(
         signing_secret=settings.slack_signing_secret.value,

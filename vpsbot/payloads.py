@@ -124,11 +124,17 @@ def view_submission(
 
     Args:
         view: the view as the app last sent it (with Slack's ``id`` and ``hash``).
-        values: ``{block_id: {action_id: typed text}}``.
+        values: ``{block_id: {action_id: typed text}}``; for a select or radio
+            buttons, the text is the chosen option's value or its label.
     """
+    elements = {
+        block.get("block_id"): block.get("element") or {}
+        for block in view.get("blocks") or []
+        if block.get("type") == "input"
+    }
     state = {
         block_id: {
-            action_id: {"type": "plain_text_input", "value": text}
+            action_id: _element_state(elements.get(block_id) or {}, text)
             for action_id, text in actions.items()
         }
         for block_id, actions in values.items()
@@ -151,3 +157,21 @@ def view_submission(
         "response_urls": [],
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def _element_state(element: dict[str, Any], text: str) -> dict[str, Any]:
+    """How Slack reports an input's value: typed text, or the chosen option."""
+    kind = element.get("type") or "plain_text_input"
+    if kind not in ("static_select", "radio_buttons"):
+        return {"type": kind, "value": text}
+    chosen = next(
+        (
+            option
+            for option in element.get("options") or []
+            if text in (option.get("value"), (option.get("text") or {}).get("text"))
+        ),
+        None,
+    )
+    if chosen is None and text:
+        chosen = {"text": {"type": "plain_text", "text": text}, "value": text}
+    return {"type": kind, "selected_option": chosen}

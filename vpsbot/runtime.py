@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 
 from vpsbot.app import VpsBot, create_app
+from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
 from vpsbot.store import make_engine, make_session_factory, upgrade_database
 from vpsbot.vps import VpsClient
@@ -40,10 +41,14 @@ def _provider(settings: Settings, sandbox: bool) -> Iterator[VpsClient | None]:
         server.stop()
 
 
-def _build(settings: Settings, vps: VpsClient | None) -> tuple[VpsBot, Engine]:
+def _build(
+    settings: Settings, vps: VpsClient | None, catalog: Catalog
+) -> tuple[VpsBot, Engine]:
     upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
-    bot = create_app(settings, vps=vps, sessions=make_session_factory(engine))
+    bot = create_app(
+        settings, vps=vps, sessions=make_session_factory(engine), catalog=catalog
+    )
     return bot, engine
 
 
@@ -59,8 +64,9 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     settings.require("slack_signing_secret", "slack_bot_token")
     if not sandbox:
         settings.require("vps_api_token")
+    catalog = Catalog.load(settings.catalog_path)
     with _provider(settings, sandbox) as vps:
-        bot, engine = _build(settings, vps)
+        bot, engine = _build(settings, vps, catalog)
         assert settings.slack_signing_secret is not None
         app = SlackWsgiApp(
             bot.bolt, engine, signing_secret=settings.slack_signing_secret.value
@@ -96,8 +102,9 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
         from vpsbot.config import Secret
 
         settings = settings.replace(slack_signing_secret=Secret("socket-mode"))
+    catalog = Catalog.load(settings.catalog_path)
     with _provider(settings, sandbox) as vps:
-        bot, _ = _build(settings, vps)
+        bot, _ = _build(settings, vps, catalog)
         assert settings.slack_app_token is not None
         try:
             SocketModeHandler(bot.bolt, settings.slack_app_token.value).start()

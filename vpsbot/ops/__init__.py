@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from vpsbot.catalog import Catalog
 from vpsbot.ops.auditing import AuditFilters, AuditOperations
 from vpsbot.ops.context import Actor, new_request_id
+from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import ApprovalUnavailableError, Guard, Target
 from vpsbot.ops.policies import PolicyOperations
-from vpsbot.ops.servers import ChangeResult, ServerOperations
+from vpsbot.ops.provisioning import CreateOperations, CreateRequest
+from vpsbot.ops.servers import ChangeResult, Edit, ServerOperations, StaleEditError
 from vpsbot.vps import VpsClient
 
 __all__ = [
@@ -18,8 +21,12 @@ __all__ = [
     "ApprovalUnavailableError",
     "AuditFilters",
     "ChangeResult",
+    "CreateRequest",
+    "Edit",
+    "FieldErrors",
     "Guard",
     "Operations",
+    "StaleEditError",
     "Target",
     "new_request_id",
 ]
@@ -30,6 +37,7 @@ class Operations:
     """Every use case, built on one database and one provider client."""
 
     servers: ServerOperations
+    create: CreateOperations
     policies: PolicyOperations
     audit: AuditOperations
 
@@ -40,10 +48,15 @@ class Operations:
         sessions: sessionmaker[Session],
         vps: VpsClient,
         admins: tuple[str, ...],
+        catalog: Catalog | None = None,
     ) -> Operations:
+        """Wire the use cases; ``catalog`` defaults to the shipped one."""
         guard = Guard(sessions, admins=admins)
         return cls(
             servers=ServerOperations(guard=guard, vps=vps),
+            create=CreateOperations(
+                guard=guard, vps=vps, catalog=catalog or Catalog.load()
+            ),
             policies=PolicyOperations(guard=guard, sessions=sessions),
             audit=AuditOperations(guard=guard, sessions=sessions),
         )

@@ -28,3 +28,8 @@ class Actor:
     channel_id: str
     user_id: str
     request_id: str
+
+
+def with_reason(detail: str, reason: str | None) -> str:
+    """An audit detail with the requester's reason, when one was given."""
+    return f"{detail} (reason: {reason})" if reason else detail

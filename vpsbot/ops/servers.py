@@ -7,12 +7,14 @@ database, so a second click or a second process cannot send it twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from vpsbot.errors import (
     ActionStateError,
@@ -20,9 +22,12 @@ from vpsbot.errors import (
     StoreUnavailableError,
     UserError,
 )
-from vpsbot.ops.context import Actor, as_server_id
+from vpsbot.ops import fields
+from vpsbot.ops.context import Actor, as_server_id, with_reason
+from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.vps import (
+    InvalidInputError,
     NotFoundError,
     OutcomeUnknownError,
     Server,
@@ -47,6 +52,61 @@ class ChangeResult:
     audit_recorded: bool = True
     # False when the server already was as asked and nothing was sent.
     changed: bool = True
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The three fields the edit dialog shows and a PUT replaces together."""
+
+    name: str
+    hostname: str
+    backups: bool
+
+    @classmethod
+    def of(cls, server: Server) -> Edit:
+        return cls(server.name, server.hostname or "", bool(server.backups_enabled))
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong with these values, by field."""
+        found: dict[str, str] = {}
+        name_problem = fields.name_problem(self.name)
+        if name_problem:
+            found["name"] = name_problem
+        if not self.hostname:
+            found["hostname"] = "VPS.org needs a hostname when a server is edited"
+        else:
+            hostname_problem = fields.hostname_problem(self.hostname)
+            if hostname_problem:
+                found["hostname"] = hostname_problem
+        return found
+
+    def differences(self, wanted: Edit) -> str:
+        """What changes from these values to ``wanted``, for people to read."""
+        parts = []
+        if wanted.name != self.name:
+            parts.append(f"name {self.name} → {wanted.name}")
+        if wanted.hostname != self.hostname:
+            parts.append(f"hostname {self.hostname or '(none)'} → {wanted.hostname}")
+        if wanted.backups != self.backups:
+            parts.append(
+                f"backups {'on' if self.backups else 'off'} → "
+                f"{'on' if wanted.backups else 'off'}"
+            )
+        return "; ".join(parts)
+
+
+class StaleEditError(UserError):
+    """The server changed after the edit dialog opened; nothing was sent.
+
+    ``server`` is the server as it stands now, so the dialog can show it.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        super().__init__(
+            f"{server.name} changed after this dialog was opened, so nothing was "
+            f"sent and nothing was overwritten. Check its values and submit again."
+        )
 
 
 class ServerOperations:
@@ -168,7 +228,7 @@ class ServerOperations:
             server, status=result.server_status or _POWER_PROGRESS[verb]
         )
         recorded = self._guard.record_after_change(
-            actor, verb, "succeeded", target, _with_reason(result.message, reason)
+            actor, verb, "succeeded", target, with_reason(result.message, reason)
         )
         return ChangeResult(verb, after, f"{server.name} is {after.status}", recorded)
 
@@ -193,7 +253,7 @@ class ServerOperations:
                     "rename",
                     "succeeded",
                     target,
-                    _with_reason("name unchanged; nothing sent", reason),
+                    with_reason("name unchanged; nothing sent", reason),
                 )
                 return ChangeResult(
                     "rename",
@@ -207,7 +267,7 @@ class ServerOperations:
                 self._busy_audited(actor, "rename", server, name_busy),
                 self._guard.claim(actor, name_key, name_busy),
             ):
-                self._refuse_taken_name(actor, server, new_name)
+                self._refuse_taken_name(actor, "rename", server, new_name)
                 # That read took time; the policy may have changed meanwhile.
                 self._guard.authorize(actor, "rename", target)
                 with self._audited_failure(actor, "rename", target, reason):
@@ -219,7 +279,7 @@ class ServerOperations:
             "rename",
             "succeeded",
             target,
-            _with_reason(f"renamed {server.name} to {after.name}", reason),
+            with_reason(f"renamed {server.name} to {after.name}", reason),
         )
         summary = f"{server.name} is now called {after.name}"
         return ChangeResult("rename", after, summary, recorded)
@@ -242,7 +302,7 @@ class ServerOperations:
                     "backups",
                     "succeeded",
                     target,
-                    _with_reason(f"already {word}; nothing sent", reason),
+                    with_reason(f"already {word}; nothing sent", reason),
                 )
                 return ChangeResult(
                     "backups",
@@ -259,10 +319,118 @@ class ServerOperations:
             "backups",
             "succeeded",
             target,
-            _with_reason(f"backups {word}", reason),
+            with_reason(f"backups {word}", reason),
         )
         return ChangeResult(
             "backups", after, f"backups are now {word} for {after.name}", recorded
+        )
+
+    def update(
+        self,
+        actor: Actor,
+        server_id: int,
+        edit: Edit,
+        *,
+        opened: Edit,
+        opened_at: datetime | None,
+        reason: str | None = None,
+        submission: str | None = None,
+    ) -> ChangeResult:
+        """Replace name, hostname and backups together with one PUT.
+
+        Args:
+            edit: the values submitted.
+            opened: the values the dialog showed, and ``opened_at`` the server's
+                ``updated_at`` then; if the server moved on since, nothing is sent.
+            submission: names a dialog submission; the same one sent twice is
+                carried out once.
+
+        Raises:
+            StaleEditError: the server changed since the dialog opened.
+            FieldErrors: a field is wrong, by vpsbot's checks or the provider's.
+            UserError: refused by policy, no such server, busy, or repeated.
+            VpsApiError: the provider failed or its answer was lost.
+        """
+        if submission is not None and not self._guard.claim_forever(
+            actor, f"update-dialog:{submission}"
+        ):
+            logger.info("repeated update submission %s ignored", submission)
+            raise ActionStateError(
+                f"This edit of {opened.name} was already submitted; it is not sent "
+                f"twice."
+            )
+        target = Target(server_id, opened.name)
+        with self._change(actor, "update", str(server_id), target=target) as server:
+            target = _target(server)
+            current = Edit.of(server)
+            if current != opened or (
+                opened_at is not None and server.updated_at != opened_at
+            ):
+                self._guard.record(
+                    actor,
+                    "update",
+                    "failed",
+                    target,
+                    with_reason(
+                        "changed since the dialog opened; nothing sent", reason
+                    ),
+                )
+                raise StaleEditError(server)
+            problems = edit.problems()
+            if problems:
+                error = FieldErrors(problems)
+                self._guard.record(
+                    actor, "update", "failed", target, with_reason(str(error), reason)
+                )
+                raise error
+            changes = current.differences(edit)
+            if not changes:
+                self._guard.record(
+                    actor,
+                    "update",
+                    "succeeded",
+                    target,
+                    with_reason("no change; nothing sent", reason),
+                )
+                return ChangeResult(
+                    "update",
+                    server,
+                    f"{server.name} already is as asked",
+                    changed=False,
+                )
+            renaming = edit.name.lower() != server.name.lower()
+            name_busy = f"Another create or rename to {edit.name} is under way."
+            with contextlib.ExitStack() as names:
+                if renaming:
+                    names.enter_context(
+                        self._busy_audited(actor, "update", server, name_busy)
+                    )
+                    names.enter_context(
+                        self._guard.claim(
+                            actor,
+                            f"server-name:{actor.team_id}:{edit.name.lower()}",
+                            name_busy,
+                        )
+                    )
+                    self._refuse_taken_name(actor, "update", server, edit.name)
+                    # That read took time; the policy may have changed meanwhile.
+                    self._guard.authorize(actor, "update", target)
+                try:
+                    with self._audited_failure(actor, "update", target, reason):
+                        after = self._vps.update(
+                            server.id,
+                            name=edit.name,
+                            hostname=edit.hostname,
+                            backups_enabled=edit.backups,
+                            request_id=actor.request_id,
+                        )
+                except InvalidInputError as exc:
+                    raise fields.from_provider(exc) from exc
+        recorded = self._guard.record_after_change(
+            actor, "update", "succeeded", target, with_reason(changes, reason)
+        )
+        return ChangeResult(
+            "update", after, f"{server.name} was updated: {changes}", recorded
         )
 
     # Delete
@@ -321,7 +489,7 @@ class ServerOperations:
                 self._guard.release(actor, submission_key)
             raise
         recorded = self._guard.record_after_change(
-            actor, "delete", "succeeded", target, _with_reason("deleted", reason)
+            actor, "delete", "succeeded", target, with_reason("deleted", reason)
         )
         gone = dataclasses.replace(server, status="deleted")
         return ChangeResult("delete", gone, f"{server.name} was deleted", recorded)
@@ -431,20 +599,22 @@ class ServerOperations:
                 self._guard.record(actor, verb, "failed", _target(server), "busy")
             raise
 
-    def _refuse_taken_name(self, actor: Actor, server: Server, new_name: str) -> None:
-        taken = [
-            other.id
-            for other in self._vps.get_all(request_id=actor.request_id)
-            if other.name.lower() == new_name.lower() and other.id != server.id
-        ]
-        if taken:
-            self._fail_state(
-                actor,
-                "rename",
-                server,
-                f"{new_name} is already the name of server {taken[0]}, and "
-                f"`/vps` finds servers by name",
-            )
+    def _refuse_taken_name(
+        self, actor: Actor, verb: str, server: Server, new_name: str
+    ) -> None:
+        """Refuse a name another server has: `/vps` finds servers by name."""
+        with self._audited_failure(actor, verb, _target(server)):
+            servers = self._vps.get_all(request_id=actor.request_id)
+        holder = fields.holder_of(servers, new_name, besides=server.id)
+        if holder is None:
+            return
+        why = f"{new_name} is already the name of server {holder}"
+        if verb == "update":
+            self._guard.record(actor, verb, "failed", _target(server), why)
+            raise FieldErrors({"name": why})
+        self._fail_state(
+            actor, verb, server, f"{why}, and `/vps` finds servers by name"
+        )
 
     @contextmanager
     def _audited_failure(
@@ -461,7 +631,7 @@ class ServerOperations:
             now = self._look_after_lost_answer(actor, target)
             detail = f"outcome unknown: the answer was lost; afterwards {now}"
             self._guard.record_after_change(
-                actor, verb, "failed", target, _with_reason(detail, reason)
+                actor, verb, "failed", target, with_reason(detail, reason)
             )
             raise UserError(
                 f"VPS.org's answer to the {verb} of {target.server_name} was lost, "
@@ -469,7 +639,7 @@ class ServerOperations:
             ) from exc
         except VpsApiError as exc:
             self._guard.record_after_change(
-                actor, verb, "failed", target, _with_reason(exc.user_message, reason)
+                actor, verb, "failed", target, with_reason(exc.user_message, reason)
             )
             raise
         except ServerLookupError as exc:
@@ -501,7 +671,3 @@ def _count(number: int, noun: str) -> str:
 
 def _target(server: Server) -> Target:
     return Target(server.id, server.name)
-
-
-def _with_reason(detail: str, reason: str | None) -> str:
-    return f"{detail} (reason: {reason})" if reason else detail

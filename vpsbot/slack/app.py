@@ -9,8 +9,9 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from vpsbot.ops import Operations
-from vpsbot.slack import actions, commands, middleware, views
+from vpsbot.slack import actions, commands, editing, middleware, views
 from vpsbot.slack.context import SlackContext
+from vpsbot.slack.editing import ServerDialogs
 from vpsbot.slack.views import DeleteDialogs
 from vpsbot.slack.worker import Background
 
@@ -65,9 +66,13 @@ def build_bolt_app(
         ops=ops,
         background=background,
         dialogs=DeleteDialogs(ops=ops, background=background),
+        server_dialogs=ServerDialogs(
+            ops=ops, background=background, announce=commands.announce_change
+        ),
     )
     middleware.register(app)
     commands.register(app, slack)
     actions.register(app, slack)
     views.register(app, slack.dialogs)
+    editing.register(app, slack.server_dialogs)
     return app

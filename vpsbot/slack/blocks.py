@@ -250,8 +250,15 @@ def delete_view(server: Server, metadata: Mapping[str, Any]) -> dict[str, Any]:
 _HELP_LINES = {
     "read": ["`/vps list [status] [location]`", "`/vps show <server>`"],
     "power": ["`/vps start|stop|reboot <server>`"],
-    "create": ["`/vps create` (coming soon)"],
-    "modify": ["`/vps rename <server> <new-name>`", "`/vps backups <server> on|off`"],
+    "create": [
+        "`/vps create` (a dialog)",
+        "`/vps create <name> plan=… os=… location=… [hostname=…] [backups=on|off]`",
+    ],
+    "modify": [
+        "`/vps update <server>` (a dialog)",
+        "`/vps rename <server> <new-name>`",
+        "`/vps backups <server> on|off`",
+    ],
     "delete": ["`/vps delete <server>`"],
     "audit": ["`/vps audit [<server>] [<@user>] [action=…] [outcome=…] [since=…]`"],
 }

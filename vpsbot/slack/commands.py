@@ -8,11 +8,11 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from vpsbot.ops import Actor, AuditFilters, Operations
+from vpsbot.ops import Actor, AuditFilters, ChangeResult, FieldErrors, Operations
 from vpsbot.slack import blocks, messages
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
-from vpsbot.slack.parsing import Command, ParseError, parse
+from vpsbot.slack.parsing import USAGE, Command, ParseError, parse
 from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
@@ -42,10 +42,28 @@ def register(app: App, slack: SlackContext) -> None:
             response_url=body.get("response_url"),
             request_id=actor.request_id,
         )
-        if command.verb == "delete":
+        trigger_id = body.get("trigger_id", "")
+        if command.verb == "create" and command.create is None:
+            slack.server_dialogs.open_create(
+                client=client,
+                trigger_id=trigger_id,
+                actor=actor,
+                replies=replies,
+                reason=command.reason,
+            )
+        elif command.verb == "update":
+            slack.server_dialogs.open_edit(
+                client=client,
+                trigger_id=trigger_id,
+                actor=actor,
+                ref=command.server or "",
+                replies=replies,
+                reason=command.reason,
+            )
+        elif command.verb == "delete":
             slack.dialogs.open_delete(
                 client=client,
-                trigger_id=body.get("trigger_id", ""),
+                trigger_id=trigger_id,
                 actor=actor,
                 ref=command.server or "",
                 replies=replies,
@@ -65,7 +83,7 @@ def register(app: App, slack: SlackContext) -> None:
 def run_command(
     ops: Operations, command: Command, actor: Actor, replies: Replies
 ) -> None:
-    """Carry out a parsed command (not ``delete``) and answer it."""
+    """Carry out a parsed command that opens no dialog, and answer it."""
     verb = command.verb
     if verb == "help":
         rules = ops.policies.current(actor)
@@ -98,17 +116,27 @@ def run_command(
         result = ops.servers.power(
             actor, verb, command.server or "", reason=command.reason
         )
-        _announce(replies, actor, result, command.reason)
+        announce_change(actor, replies, result, command.reason)
+    elif verb == "create" and command.create is not None:
+        try:
+            result = ops.create.create(actor, command.create, reason=command.reason)
+        except FieldErrors as exc:
+            replies.ephemeral(
+                f"That `create` is not quite right: {messages.escape(str(exc))}. "
+                f"Usage: `{USAGE['create']}`"
+            )
+            return
+        announce_change(actor, replies, result, command.reason)
     elif verb == "rename":
         result = ops.servers.rename(
             actor, command.server or "", command.new_name or "", reason=command.reason
         )
-        _announce(replies, actor, result, command.reason)
+        announce_change(actor, replies, result, command.reason)
     elif verb == "backups":
         result = ops.servers.set_backups(
             actor, command.server or "", bool(command.enabled), reason=command.reason
         )
-        _announce(replies, actor, result, command.reason)
+        announce_change(actor, replies, result, command.reason)
     elif verb == "audit":
         _audit(ops, command, actor, replies)
     elif verb == "policy":
@@ -119,7 +147,10 @@ def run_command(
         replies.ephemeral(messages.not_available_yet(verb))
 
 
-def _announce(replies: Replies, actor: Actor, result: Any, reason: str | None) -> None:
+def announce_change(
+    actor: Actor, replies: Replies, result: ChangeResult, reason: str | None
+) -> None:
+    """Tell the channel about a change, or the asker alone when nothing changed."""
     if not result.changed:
         replies.ephemeral(f"{messages.escape(result.summary)}; nothing was sent.")
         return

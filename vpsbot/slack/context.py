@@ -10,6 +10,7 @@ from vpsbot.ops import Actor, Operations, new_request_id
 from vpsbot.slack.worker import Background
 
 if TYPE_CHECKING:
+    from vpsbot.slack.editing import ServerDialogs
     from vpsbot.slack.views import DeleteDialogs
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ class SlackContext:
     ops: Operations
     background: Background
     dialogs: DeleteDialogs
+    server_dialogs: ServerDialogs
 
 
 def request_id(context: dict[str, Any]) -> str:

@@ -11,3 +11,8 @@ DELETE_BUTTON = "vps_delete"
 DELETE_VIEW = "vps_delete_confirm"
 DELETE_NAME_BLOCK = "delete_name"
 DELETE_NAME_ACTION = "value"
+
+CREATE_VIEW = "vps_create"
+UPDATE_VIEW = "vps_update"
+# The create and edit dialogs' inputs: one block per field, named as the field.
+FORM_ACTION = "value"

@@ -60,6 +60,8 @@ def audit_not_recorded() -> str:
 # Progress and announcements
 
 VERB_PAST = {
+    "create": "ordered",
+    "update": "edited",
     "start": "started",
     "stop": "stopped",
     "reboot": "rebooted",
@@ -69,6 +71,8 @@ VERB_PAST = {
 }
 
 VERB_EMOJI = {
+    "create": ":new:",
+    "update": ":memo:",
     "start": ":arrow_forward:",
     "stop": ":stop_button:",
     "reboot": ":arrows_counterclockwise:",

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from vpsbot import audit, moments
 from vpsbot.moments import parse_moment
+from vpsbot.ops import CreateRequest, fields
 from vpsbot.slack.messages import escape
 
 logger = logging.getLogger(__name__)
@@ -24,10 +25,6 @@ MAX_TEXT = 2000
 MAX_REASON = 500
 
 _SERVER_REF = re.compile(r"^[A-Za-z0-9-]{1,63}$")
-# Letters, digits and hyphens as the provider allows; vpsbot also wants a letter
-# (a name of digits alone would be read as a server id) and no hyphen at
-# either end.
-_NEW_NAME = re.compile(r"(?![0-9]+$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
 _RAW_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -53,7 +50,8 @@ USAGE = {
     "start": '/vps start <server> [reason="…"]',
     "stop": '/vps stop <server> [reason="…"]',
     "reboot": '/vps reboot <server> [reason="…"]',
-    "create": "/vps create",
+    "create": "/vps create <name> plan=<id or name> os=<id or name> "
+    'location=<code> [hostname=<fqdn>] [backups=on|off] [reason="…"]',
     "update": "/vps update <server>",
     "rename": '/vps rename <server> <new-name> [reason="…"]',
     "backups": '/vps backups <server> on|off [reason="…"]',
@@ -91,6 +89,8 @@ class Command:
     # None: the approvers are not being changed; empty: admins approve.
     approvers: tuple[str, ...] | None = None
     export: bool = False
+    # Set by the one-line create; None opens the create dialog.
+    create: CreateRequest | None = None
 
 
 def normalise(text: str) -> str:
@@ -188,13 +188,7 @@ def _parse_rename(verb: str, args: list[str], now: datetime) -> Command:
         _fail(verb, "it needs the server and its new name")
     server = _server_ref(verb, words[0])
     new_name = words[1]
-    if not _NEW_NAME.fullmatch(new_name):
-        _fail(
-            verb,
-            f"`{_clip(new_name)}` is not a valid server name: use letters, digits "
-            f"and hyphens (at most 63), with at least one letter and no hyphen at "
-            f"either end",
-        )
+    _check_name(verb, new_name)
     return Command("rename", server=server, new_name=new_name, reason=_reason(options))
 
 
@@ -208,6 +202,40 @@ def _parse_backups(verb: str, args: list[str], now: datetime) -> Command:
         enabled=words[1].lower() == "on",
         reason=_reason(options),
     )
+
+
+def _parse_create(verb: str, args: list[str], now: datetime) -> Command:
+    options, words = _split_options(
+        verb, args, allowed={"plan", "os", "location", "hostname", "backups", "reason"}
+    )
+    reason = _reason(options)
+    if not words and set(options) <= {"reason"}:
+        return Command("create", reason=reason)
+    if len(words) != 1:
+        _fail(verb, "it needs one name for the new server, then its options")
+    name = words[0]
+    _check_name(verb, name)
+    missing = [key for key in ("plan", "os", "location") if key not in options]
+    if missing:
+        needed = " and ".join(f"`{key}=`" for key in missing)
+        _fail(verb, f"it needs {needed} (or plain `/vps create` for the dialog)")
+    hostname = options.get("hostname")
+    if hostname is not None:
+        problem = fields.hostname_problem(hostname)
+        if problem:
+            _fail(verb, f"`hostname={_clip(hostname)}` is not valid: {problem}")
+    backups = options.get("backups", "off").lower()
+    if backups not in ("on", "off"):
+        _fail(verb, "`backups=` takes `on` or `off`")
+    request = CreateRequest(
+        name=name,
+        plan=options["plan"],
+        os=options["os"],
+        location=options["location"],
+        hostname=hostname,
+        backups=backups == "on",
+    )
+    return Command("create", reason=reason, create=request)
 
 
 def _parse_plain(verb: str, args: list[str], now: datetime) -> Command:
@@ -295,7 +323,7 @@ _PARSERS = {
     "delete": _parse_server_only,
     "rename": _parse_rename,
     "backups": _parse_backups,
-    "create": _parse_plain,
+    "create": _parse_create,
     "update": _parse_plain,
     "approvals": _parse_plain,
     "connect": _parse_plain,
@@ -331,6 +359,12 @@ def _one_server(verb: str, words: list[str]) -> str:
     if len(words) > 1:
         _fail(verb, f"it takes one server, got {len(words)} words")
     return _server_ref(verb, words[0])
+
+
+def _check_name(verb: str, name: str) -> None:
+    problem = fields.name_problem(name)
+    if problem:
+        _fail(verb, f"`{_clip(name)}` is not a valid server name: {problem}")
 
 
 def _server_ref(verb: str, word: str) -> str:

@@ -117,6 +117,7 @@ class _Fault:
     body: object
     retry_after: float | str | None
     path_contains: str | None
+    method: str | None = None
 
 
 @dataclass
@@ -199,6 +200,7 @@ class Sandbox:
         body: object = None,
         retry_after: float | str | None = None,
         path_contains: str | None = None,
+        method: str | None = None,
     ) -> None:
         """Make the next matching requests fail, before auth or routing.
 
@@ -211,9 +213,12 @@ class Sandbox:
                 5xx and a ``{"detail": ...}`` object otherwise.
             retry_after: Sent as the ``Retry-After`` header, verbatim.
             path_contains: Only requests whose path and query contain this.
+            method: Only requests with this HTTP method, e.g. "POST".
         """
         with self._lock:
-            self._faults.append(_Fault(status, times, body, retry_after, path_contains))
+            self._faults.append(
+                _Fault(status, times, body, retry_after, path_contains, method)
+            )
 
     def reset_calls(self) -> None:
         """Forget the recorded calls."""
@@ -309,7 +314,7 @@ class Sandbox:
         shown = request.path + (f"?{request.query}" if request.query else "")
         with self._lock:
             self.calls.append((request.method, shown))
-            fault = self._take_fault(shown)
+            fault = self._take_fault(request.method, shown)
             if fault is None:
                 status, headers, body = self._respond(request)
         if fault is not None:
@@ -658,8 +663,10 @@ class Sandbox:
             del data["backups_enabled"]
         return data
 
-    def _take_fault(self, shown: str) -> _Fault | None:
+    def _take_fault(self, method: str, shown: str) -> _Fault | None:
         for fault in self._faults:
+            if fault.method is not None and fault.method != method:
+                continue
             if fault.path_contains is None or fault.path_contains in shown:
                 fault.times -= 1
                 if fault.times <= 0:

@@ -1,0 +1,357 @@
+"""The create and edit dialogs: open at once, check, submit once, report.
+
+Both open with a loading view inside the trigger_id's three seconds and are
+filled in with ``views.update`` once the provider has answered. A submission
+is checked twice: what needs no lookup (a name's letters, a hostname's shape, a
+choice left empty) before it is acknowledged, so Slack marks the field inline;
+what needs the provider (a known plan, a free name, the provider's own 400)
+after, on the work pool, while the dialog says it is working. A problem found
+then redraws the form with the values as typed and a warning under each field
+concerned. The submission (view id and hash) is claimed for good, so a double
+click or a second delivery never sends a create or an edit twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from vpsbot.ops import (
+    Actor,
+    ChangeResult,
+    Edit,
+    FieldErrors,
+    Operations,
+    StaleEditError,
+)
+from vpsbot.slack import blocks, forms, messages
+from vpsbot.slack.context import request_id
+from vpsbot.slack.ids import CREATE_VIEW, UPDATE_VIEW
+from vpsbot.slack.replies import Replies
+from vpsbot.slack.worker import Background
+from vpsbot.vps import Server
+from vpsbot.vps.servers import parse_timestamp
+
+logger = logging.getLogger(__name__)
+
+CREATE_TITLE = "Create server"
+EDIT_TITLE = "Edit server"
+
+Announce = Callable[[Actor, Replies, ChangeResult, str | None], None]
+
+
+class ServerDialogs:
+    """Opens, fills in and carries out the create and edit dialogs.
+
+    Args:
+        ops: the use cases.
+        background: the pools that run work after acknowledgement.
+        announce: tells the channel about a change (and starts following it).
+    """
+
+    def __init__(
+        self, *, ops: Operations, background: Background, announce: Announce
+    ) -> None:
+        self._ops = ops
+        self._background = background
+        self._announce = announce
+
+    # Opening
+
+    def open_create(
+        self,
+        *,
+        client: WebClient,
+        trigger_id: str,
+        actor: Actor,
+        replies: Replies,
+        reason: str | None,
+    ) -> None:
+        """Open the create dialog: loading view now, choices when they are known."""
+
+        def fill() -> dict[str, Any]:
+            catalog = self._ops.create.choices(actor)
+            return forms.create_view(catalog, _metadata(actor, replies, reason))
+
+        self._open(client, trigger_id, actor, replies, CREATE_TITLE, "the plans", fill)
+
+    def open_edit(
+        self,
+        *,
+        client: WebClient,
+        trigger_id: str,
+        actor: Actor,
+        ref: str,
+        replies: Replies,
+        reason: str | None,
+    ) -> None:
+        """Open the edit dialog for ``ref``, prefilled with its current values."""
+
+        def fill() -> dict[str, Any]:
+            server = self._ops.servers.resolve_for(actor, "update", ref)
+            return _edit_form(server, _metadata(actor, replies, reason))
+
+        self._open(client, trigger_id, actor, replies, EDIT_TITLE, ref, fill)
+
+    def _open(
+        self,
+        client: WebClient,
+        trigger_id: str,
+        actor: Actor,
+        replies: Replies,
+        title: str,
+        looking_for: str,
+        fill: Callable[[], dict[str, Any]],
+    ) -> None:
+        def open_then_fill() -> None:
+            opened = client.views_open(
+                trigger_id=trigger_id, view=blocks.loading_view(title, looking_for)
+            )
+            view_id = (opened.get("view") or {}).get("id", "")
+            self._background.run(
+                actor.request_id,
+                self._telling(client, view_id, title, replies),
+                lambda: self._show(client, view_id, fill()),
+            )
+
+        self._background.run_dialog(actor.request_id, replies.ephemeral, open_then_fill)
+
+    # Submitting
+
+    def submit_create(
+        self, client: WebClient, body: dict[str, Any], actor: Actor, typed: forms.Typed
+    ) -> None:
+        """Carry out a create whose fields passed the first check."""
+        view = body.get("view") or {}
+        metadata = forms.metadata_of(view)
+        view_id = view.get("id", "")
+        replies = _replies(client, actor, metadata)
+        reason = metadata.get("reason")
+
+        def create() -> None:
+            try:
+                result = self._ops.create.create(
+                    actor,
+                    typed.request(),
+                    reason=reason,
+                    submission=f"{view_id}:{view.get('hash', '')}",
+                )
+            except FieldErrors as exc:
+                catalog = self._ops.create.choices(actor)
+                self._show(
+                    client,
+                    view_id,
+                    forms.create_view(
+                        catalog, metadata, typed=typed, problems=exc.problems
+                    ),
+                )
+                return
+            self._show(
+                client,
+                view_id,
+                blocks.notice_view(
+                    CREATE_TITLE,
+                    f"*{messages.escape(result.server.name)}* is being created. The "
+                    f"announcement in the channel follows it until it is ready.",
+                ),
+            )
+            self._announce(actor, replies, result, reason)
+
+        self._background.run(
+            actor.request_id,
+            self._telling(client, view_id, CREATE_TITLE, replies),
+            create,
+        )
+
+    def submit_edit(
+        self, client: WebClient, body: dict[str, Any], actor: Actor, edit: Edit
+    ) -> None:
+        """Carry out an edit whose fields passed the first check."""
+        view = body.get("view") or {}
+        metadata = forms.metadata_of(view)
+        view_id = view.get("id", "")
+        replies = _replies(client, actor, metadata)
+        reason = metadata.get("reason")
+        opened = Edit(
+            name=str(metadata.get("name", "")),
+            hostname=str(metadata.get("hostname", "")),
+            backups=bool(metadata.get("backups")),
+        )
+
+        def update() -> None:
+            try:
+                result = self._ops.servers.update(
+                    actor,
+                    int(metadata["server_id"]),
+                    edit,
+                    opened=opened,
+                    opened_at=parse_timestamp(metadata.get("updated_at")),
+                    reason=reason,
+                    submission=f"{view_id}:{view.get('hash', '')}",
+                )
+            except FieldErrors as exc:
+                form = forms.edit_view(
+                    opened.name, metadata, values=edit, problems=exc.problems
+                )
+                self._show(client, view_id, form)
+                return
+            except StaleEditError as exc:
+                now = exc.server
+                notice = (
+                    f":warning: {messages.escape(str(exc))} It is now: name "
+                    f"{messages.escape(now.name)}, hostname "
+                    f"{messages.escape(now.hostname or '(none)')}, backups "
+                    f"{'on' if now.backups_enabled else 'off'}. Below are your values."
+                )
+                form = _edit_form(now, metadata, values=edit, notice=notice)
+                self._show(client, view_id, form)
+                return
+            if not result.changed:
+                text = f"{messages.escape(result.summary)}; nothing was sent."
+                self._show(client, view_id, blocks.notice_view(EDIT_TITLE, text))
+                return
+            text = f"Saved: {messages.escape(result.summary)}."
+            self._show(client, view_id, blocks.notice_view(EDIT_TITLE, text))
+            self._announce(actor, replies, result, reason)
+
+        self._background.run(
+            actor.request_id,
+            self._telling(client, view_id, EDIT_TITLE, replies),
+            update,
+        )
+
+    # Showing
+
+    def _show(self, client: WebClient, view_id: str, view: dict[str, Any]) -> None:
+        client.views_update(view_id=view_id, view=view)
+
+    def _telling(
+        self, client: WebClient, view_id: str, title: str, replies: Replies
+    ) -> Callable[[str], None]:
+        """A reply that shows a sentence in the dialog, else to the asker."""
+
+        def tell(text: str) -> None:
+            try:
+                self._show(client, view_id, blocks.notice_view(title, text))
+            except SlackApiError as exc:
+                logger.info(
+                    "dialog %s is gone (%s); answering the asker instead",
+                    view_id,
+                    exc.response.get("error") if exc.response else "no answer",
+                )
+                replies.ephemeral(text)
+
+        return tell
+
+
+def _metadata(actor: Actor, replies: Replies, reason: str | None) -> dict[str, Any]:
+    return {
+        "team_id": actor.team_id,
+        "channel_id": actor.channel_id,
+        "response_url": replies.response_url,
+        "reason": reason,
+    }
+
+
+def _edit_form(
+    server: Server,
+    metadata: dict[str, Any],
+    *,
+    values: Edit | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    """The edit form for ``server`` as it stands; remembers what it showed."""
+    shown = Edit.of(server)
+    metadata = {
+        **metadata,
+        "server_id": server.id,
+        "name": shown.name,
+        "hostname": shown.hostname,
+        "backups": shown.backups,
+        "updated_at": server.updated_at.isoformat() if server.updated_at else None,
+    }
+    return forms.edit_view(server.name, metadata, values=values or shown, notice=notice)
+
+
+def _replies(client: WebClient, actor: Actor, metadata: dict[str, Any]) -> Replies:
+    return Replies(
+        client=client,
+        channel_id=actor.channel_id,
+        user_id=actor.user_id,
+        response_url=metadata.get("response_url"),
+        request_id=actor.request_id,
+    )
+
+
+def _actor(
+    body: dict[str, Any], context: dict[str, Any], metadata: dict[str, Any]
+) -> Actor:
+    user = (body.get("user") or {}).get("id", "")
+    team = (body.get("team") or {}).get("id") or metadata.get("team_id", "")
+    return Actor(team, metadata.get("channel_id") or "", user, request_id(context))
+
+
+def _inline(problems: dict[str, str]) -> dict[str, str]:
+    return {field: f"{text[:1].upper()}{text[1:]}." for field, text in problems.items()}
+
+
+def register(app: App, dialogs: ServerDialogs) -> None:
+    """Wire the create and edit dialogs' submissions."""
+
+    def submit_create_view(
+        ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
+    ) -> None:
+        """Submission of the create dialog."""
+        view = body.get("view") or {}
+        try:
+            metadata = forms.metadata_of(view)
+        except ValueError:
+            ack(response_action="errors", errors={"name": _DAMAGED})
+            return
+        typed = forms.read_create(view)
+        problems = typed.request().problems()
+        if problems:
+            ack(response_action="errors", errors=_inline(problems))
+            return
+        ack(
+            response_action="update",
+            view=blocks.notice_view(
+                CREATE_TITLE, f"Creating *{messages.escape(typed.name)}*…"
+            ),
+        )
+        dialogs.submit_create(client, body, _actor(body, context, metadata), typed)
+
+    def submit_update_view(
+        ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
+    ) -> None:
+        """Submission of the edit dialog."""
+        view = body.get("view") or {}
+        try:
+            metadata = forms.metadata_of(view)
+            int(metadata["server_id"])
+        except (ValueError, KeyError, TypeError):
+            ack(response_action="errors", errors={"name": _DAMAGED})
+            return
+        edit = forms.read_edit(view)
+        problems = edit.problems()
+        if problems:
+            ack(response_action="errors", errors=_inline(problems))
+            return
+        ack(
+            response_action="update",
+            view=blocks.notice_view(
+                EDIT_TITLE, f"Saving *{messages.escape(edit.name)}*…"
+            ),
+        )
+        dialogs.submit_edit(client, body, _actor(body, context, metadata), edit)
+
+    app.view(CREATE_VIEW)(submit_create_view)
+    app.view(UPDATE_VIEW)(submit_update_view)
+
+
+_DAMAGED = "This dialog is damaged; open it again."
