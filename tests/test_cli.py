@@ -198,3 +198,25 @@ def test_export_since_takes_an_age_like_the_slack_command(tmp_path, monkeypatch)
     assert (result.exit_code, result.output) == (0, "")
     assert refused.exit_code == 2
     assert "'soon' is not a time" in refused.output
+
+
+def test_a_malformed_catalog_stops_serve_before_touching_the_database(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plans.toml").write_text("[[plans]]\nid = 1\n")
+    env = {
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "VPS_API_TOKEN": "t",
+        "VPSBOT_CATALOG": "plans.toml",
+    }
+
+    result = CliRunner().invoke(main, ["serve"], env=env)
+
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "vpsbot: configuration error: VPSBOT_CATALOG: plans.toml: plans entry 1: "
+        "name must be a non-empty text"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plans.toml"]

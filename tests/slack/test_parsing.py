@@ -129,3 +129,54 @@ def test_tokenize_keeps_quoted_values_whole():
         "reason=two words",
         "x=y z",
     ]
+
+
+def test_create_alone_opens_the_dialog_and_keeps_a_reason():
+    assert parse("create").create is None
+    command = parse('create reason="new node"')
+    assert (command.verb, command.create, command.reason) == (
+        "create",
+        None,
+        "new node",
+    )
+
+
+def test_one_line_create_reads_every_option():
+    command = parse(
+        "Create web-03 plan=“Standard VPS” OS=5 location=us-west "
+        "hostname=web-03.example.com backups=ON"
+    )
+
+    request = command.create
+    assert (request.name, request.plan, request.os, request.location) == (
+        "web-03",
+        "Standard VPS",
+        "5",
+        "us-west",
+    )
+    assert (request.hostname, request.backups) == ("web-03.example.com", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("create plan=1 os=5 location=x", "it needs one name for the new server"),
+        ("create web-03 os=5", "it needs `plan=` and `location=`"),
+        ("create 123 plan=1 os=5 location=x", "`123` is not a valid server name"),
+        ("create web_03 plan=1 os=5 location=x", "`web_03` is not a valid server"),
+        (
+            "create web-03 plan=1 os=5 location=x hostname=localhost",
+            "`hostname=localhost` is not valid: give a fully qualified domain name",
+        ),
+        ("create web-03 plan=1 os=5 location=x backups=yes", "`backups=` takes"),
+        ("create web-03 plan=1 os=5 location=x size=2", "`size=` is not an option"),
+    ],
+)
+def test_malformed_creates_say_what_is_wrong_and_show_the_form(text, problem):
+    with pytest.raises(ParseError) as caught:
+        parse(text)
+
+    assert problem in str(caught.value)
+    assert "Usage: `/vps create <name> plan=<id or name> os=<id or name>" in str(
+        caught.value
+    )
