@@ -116,3 +116,47 @@ def test_typed_mentions_reach_the_app_as_slack_sends_them():
     assert "*Audit log*, newest first (1 shown) — user=U0ALICE" in output
     assert "@alice reboot *web-01* → *succeeded*" in output
     assert "No entries match." in output
+
+
+def test_create_dialog_asks_each_field_and_redraws_on_a_taken_name():
+    output = run_script(
+        [
+            "/vps policy create=allow",
+            "/vps create",
+            "db-01",  # taken: the form comes back with the problem under Name
+            "3",
+            "Debian 12",
+            "2",
+            "",
+            "",
+            ":cancel",
+        ]
+    )
+
+    assert "  1) Standard VPS · 2 vCPU · 4 GB · 80 GB" in output
+    assert "Hostname (optional): " in output
+    assert "Backups [Off]: " in output
+    assert "  ⚠ db-01 is already the name of server 12347" in output
+    assert "Name [db-01]: " in output
+    assert "Dialog closed; nothing was submitted." in output
+    assert "ordered" not in output
+
+
+def test_edit_dialog_keeps_what_is_left_empty():
+    output = run_script(
+        [
+            "/vps policy modify=allow",
+            "/vps update web-02",
+            "web-2b",
+            "",
+            "",
+            "/vps show web-2b",
+        ]
+    )
+
+    assert "Name [web-02]: web-2b" in output
+    assert "Hostname [web-02.example.com]: " in output
+    assert "@alice edited *web-2b* (id 12346): web-02 was updated: name web-02 → " in (
+        output
+    )
+    assert "web-02.example.com" in output.rsplit("/vps show web-2b", 1)[1]

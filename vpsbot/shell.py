@@ -69,6 +69,7 @@ SHELL_HELP = """\
 :users       list the users
 :quit        leave (also Ctrl-D)
 N            press button N of the messages above
+:cancel      (in a dialog) close it without submitting; Enter keeps [the value]
 /vps …       a slash command (the leading slash is optional)
 """
 
@@ -102,6 +103,7 @@ class Shell:
         self._buttons: dict[int, Button] = {}
         self._next_button = 1
         self._next_response = 1
+        self._views = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="vpsbot-shell-")
         self._sandbox_server: SandboxServer | None = None
         self._slack: LocalSlack | None = None
@@ -222,36 +224,90 @@ class Shell:
         self._dispatch(body)
 
     def _submit_view(self, view: dict[str, Any]) -> None:
-        """Ask for each input of a modal, then submit it (again on errors)."""
+        """Ask for each input of a modal, then submit it (again on errors).
+
+        An empty answer keeps the value shown in brackets, skips an optional
+        input, and otherwise closes the dialog without submitting it, as
+        ``:cancel`` does.
+        """
         while True:
             values: dict[str, dict[str, Any]] = {}
             for block in view.get("blocks", []):
                 if block.get("type") != "input":
                     continue
-                label = _plain(block.get("label"))
-                answer = self._ask(f"{label}: ")
-                if answer is None or answer == "":
+                answer = self._ask_input(block)
+                if answer is None:
                     self._print("Dialog closed; nothing was submitted.")
                     return
-                action_id = block["element"]["action_id"]
-                values[block["block_id"]] = {action_id: answer}
+                if answer:
+                    action_id = block["element"]["action_id"]
+                    values[block["block_id"]] = {action_id: answer}
             body = payloads.view_submission(
                 view, values, team_id=TEAM, user_id=USERS[self._user]
             )
-            response = self._dispatch(body, render_ack=False)
+            response = self._dispatch(body, render_ack=False, before=self._ack_view)
             errors = _view_errors(response)
             if not errors:
                 return
             for message in errors.values():
                 self._print(f"  ! {message}")
 
-    def _dispatch(self, body: str, *, render_ack: bool = True) -> dict[str, Any]:
+    def _ask_input(self, block: dict[str, Any]) -> str | None:
+        """One input of a dialog: typed text, or an option by number or name.
+
+        Returns the answer, ``""`` for an optional input left empty, or None
+        when the dialog is closed.
+        """
+        element = block.get("element") or {}
+        label = _plain(block.get("label"))
+        hint = _plain(block.get("hint")) if block.get("hint") else ""
+        if hint.startswith("⚠"):
+            self._print(f"  {hint}")
+        options = element.get("options") or []
+        if options:
+            for number, option in enumerate(options, start=1):
+                self._print(f"  {number}) {_plain(option.get('text'))}")
+            initial = element.get("initial_option") or {}
+            current = _plain(initial.get("text")) if initial else ""
+        else:
+            current = element.get("initial_value") or ""
+        shown = (
+            f" [{current}]"
+            if current
+            else (" (optional)" if block.get("optional") else "")
+        )
+        typed = self._ask(f"{label}{shown}: ")
+        if typed is None or typed.strip() == ":cancel":
+            return None
+        answer = typed.strip()
+        if not answer:
+            if current:
+                return (element.get("initial_option") or {}).get("value") or current
+            return "" if block.get("optional") else None
+        if options and answer.isdigit() and 1 <= int(answer) <= len(options):
+            return str(options[int(answer) - 1].get("value", ""))
+        return answer
+
+    def _ack_view(self, answer: dict[str, Any]) -> None:
+        """Show the view a submission's acknowledgement put in the dialog's place."""
+        if answer.get("response_action") == "update" and answer.get("view"):
+            self._render_view(answer["view"])
+
+    def _dispatch(
+        self,
+        body: str,
+        *,
+        render_ack: bool = True,
+        before: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         assert self._bot is not None
         headers = payloads.signed_headers(SIGNING_SECRET, body)
         response = self._bot.bolt.dispatch(BoltRequest(body=body, headers=headers))
         answer = _json(response.body)
         if render_ack and answer.get("text"):
             self._print(f"[only you] {self._humanise(answer['text'])}")
+        if before is not None:
+            before(answer)
         self._bot.background.wait_idle(timeout=60)
         self._render_new_calls()
         return answer
@@ -294,7 +350,9 @@ class Shell:
             view = body.get("view") or {}
             if call.name == "views.update" or not view.get("submit"):
                 self._render_view(view)
-            return {**view, "id": body.get("view_id") or "V-local", "hash": "h"}
+            self._views += 1
+            view_id = body.get("view_id") or f"V-local-{self._views}"
+            return {**view, "id": view_id, "hash": f"h{self._views}"}
         return None
 
     def _render_message(self, where: str, message: dict[str, Any]) -> None:
