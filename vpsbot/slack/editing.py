@@ -124,7 +124,11 @@ class ServerDialogs:
     # Submitting
 
     def submit_create(
-        self, client: WebClient, body: dict[str, Any], actor: Actor, typed: forms.Typed
+        self,
+        client: WebClient,
+        body: dict[str, Any],
+        actor: Actor,
+        typed: forms.CreateForm,
     ) -> None:
         """Carry out a create whose fields passed the first check."""
         view = body.get("view") or {}

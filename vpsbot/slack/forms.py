@@ -52,7 +52,7 @@ _ON_OFF = (("on", "On"), ("off", "Off"))
 
 
 @dataclass(frozen=True)
-class Typed:
+class CreateForm:
     """What a create form holds: option values as submitted, text as typed."""
 
     name: str = ""
@@ -77,11 +77,11 @@ def create_view(
     catalog: Catalog,
     metadata: Mapping[str, Any],
     *,
-    typed: Typed | None = None,
+    typed: CreateForm | None = None,
     problems: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The create dialog, filled with ``typed`` and marked with ``problems``."""
-    typed = typed or Typed()
+    typed = typed or CreateForm()
     problems = problems or {}
     plans = [(str(plan.id), plan.label) for plan in catalog.plans]
     systems = [(str(system.id), system.label) for system in catalog.systems]
@@ -145,10 +145,10 @@ def edit_view(
     return _modal(UPDATE_VIEW, "Edit server", "Save", metadata, blocks, "edit dialog")
 
 
-def read_create(view: Mapping[str, Any]) -> Typed:
+def read_create(view: Mapping[str, Any]) -> CreateForm:
     """The create form's values as submitted."""
     values = _values(view)
-    return Typed(
+    return CreateForm(
         name=_text(values, "name"),
         plan=_selected(values, "plan"),
         os=_selected(values, "os"),
