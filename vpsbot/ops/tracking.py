@@ -243,6 +243,8 @@ class Follower:
         clock: The current time, timezone-aware (tests pass a fake).
         owner: This process's name in the ``owner`` column.
         max_in_flight: Most operations queued or running on the pool at once.
+        claim_batch: Most free operations taken in one round, so that
+            processes share a burst of new operations.
         refresh_interval: Seconds between updates that only show the time.
         min_notify_interval: Seconds between two updates of one message,
             unless its status changed.
@@ -263,6 +265,7 @@ class Follower:
         clock: Callable[[], datetime] = utc_now,
         owner: str | None = None,
         max_in_flight: int | None = None,
+        claim_batch: int = 32,
         refresh_interval: float = REFRESH_INTERVAL,
         min_notify_interval: float = MIN_NOTIFY_INTERVAL,
         rand: Callable[[], float] = random.random,
@@ -280,6 +283,7 @@ class Follower:
         self._clock = clock
         self.owner = owner or new_owner_id()
         self._max_in_flight = max_in_flight or workers * 16
+        self._claim_batch = claim_batch
         self.refresh_interval = refresh_interval
         self.min_notify_interval = min_notify_interval
         self._rand = rand
@@ -424,7 +428,7 @@ class Follower:
                     owner=self.owner,
                     now=now,
                     ttl_seconds=self._lease_ttl,
-                    limit=room,
+                    limit=min(room, self._claim_batch),
                 )
             if claimed:
                 logger.info("took over %d followed operations", len(claimed))
