@@ -9,6 +9,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from vpsbot.ops import Operations
+from vpsbot.ops.tracking import Follower
 from vpsbot.slack import actions, commands, middleware, views
 from vpsbot.slack.context import SlackContext
 from vpsbot.slack.views import DeleteDialogs
@@ -43,6 +44,7 @@ def build_bolt_app(
     client: WebClient,
     ops: Operations,
     background: Background,
+    follower: Follower | None = None,
 ) -> App:
     """A Bolt app for one workspace, answering through ``client``.
 
@@ -51,6 +53,7 @@ def build_bolt_app(
         client: the Web API client (its base URL honours ``SLACK_API_URL``).
         ops: the use cases.
         background: the pools that run work after acknowledgement.
+        follower: follows announced long operations (none: not followed).
     """
     app = App(
         client=client,
@@ -65,6 +68,7 @@ def build_bolt_app(
         ops=ops,
         background=background,
         dialogs=DeleteDialogs(ops=ops, background=background),
+        follower=follower,
     )
     middleware.register(app)
     commands.register(app, slack)

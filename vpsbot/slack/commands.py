@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from vpsbot.ops import Actor, AuditFilters, Operations
+from vpsbot.ops import Actor, AuditFilters, ChangeResult, Operations
 from vpsbot.slack import blocks, messages
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
@@ -16,6 +17,9 @@ from vpsbot.slack.parsing import Command, ParseError, parse
 from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
+
+# SlackContext.follow: (actor, result, headline, ts) -> operation id or None.
+Follow = Callable[[Actor, ChangeResult, str, str | None], object]
 
 
 def register(app: App, slack: SlackContext) -> None:
@@ -55,7 +59,9 @@ def register(app: App, slack: SlackContext) -> None:
             slack.background.run(
                 actor.request_id,
                 replies.ephemeral,
-                lambda: run_command(slack.ops, command, actor, replies),
+                lambda: run_command(
+                    slack.ops, command, actor, replies, follow=slack.follow
+                ),
             )
         ack()
 
@@ -63,9 +69,18 @@ def register(app: App, slack: SlackContext) -> None:
 
 
 def run_command(
-    ops: Operations, command: Command, actor: Actor, replies: Replies
+    ops: Operations,
+    command: Command,
+    actor: Actor,
+    replies: Replies,
+    *,
+    follow: Follow | None = None,
 ) -> None:
-    """Carry out a parsed command (not ``delete``) and answer it."""
+    """Carry out a parsed command (not ``delete``) and answer it.
+
+    ``follow`` is called after a power action was announced, so that the
+    announcement is updated until the server settles.
+    """
     verb = command.verb
     if verb == "help":
         rules = ops.policies.current(actor)
@@ -98,7 +113,9 @@ def run_command(
         result = ops.servers.power(
             actor, verb, command.server or "", reason=command.reason
         )
-        _announce(replies, actor, result, command.reason)
+        announced = _announce(replies, actor, result, command.reason)
+        if announced is not None and follow is not None:
+            follow(actor, result, *announced)
     elif verb == "rename":
         result = ops.servers.rename(
             actor, command.server or "", command.new_name or "", reason=command.reason
@@ -119,14 +136,17 @@ def run_command(
         replies.ephemeral(messages.not_available_yet(verb))
 
 
-def _announce(replies: Replies, actor: Actor, result: Any, reason: str | None) -> None:
+def _announce(
+    replies: Replies, actor: Actor, result: Any, reason: str | None
+) -> tuple[str, str | None] | None:
+    """Announce a change; its text and message ``ts``, or ``None`` for a no-op."""
     if not result.changed:
         replies.ephemeral(f"{messages.escape(result.summary)}; nothing was sent.")
-        return
+        return None
     text = messages.announcement(actor, result, reason)
     if not result.audit_recorded:
         text += "\n" + messages.audit_not_recorded()
-    replies.announce(text, blocks.announcement(text))
+    return text, replies.announce(text, blocks.announcement(text))
 
 
 def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
