@@ -334,3 +334,25 @@ def test_only_the_four_long_operations_are_followed(follower, vps):
 
     with pytest.raises(ValueError, match="'rename' is not an operation"):
         follower.follow(ACTOR, "rename", server, "renamed", message_ts="1.3")
+
+
+def test_a_retry_after_beyond_the_timeout_gives_up_without_another_call(
+    session_factory, clock, sandbox, vps, notifier
+):
+    follower = make_follower(session_factory, vps, notifier, clock, timeout=120)
+    operation_id = start_reboot(vps, follower)
+    server_id = server_named(vps, "web-01").id
+    sandbox.fail_next(429, retry_after=500, path_contains=f"/servers/{server_id}/")
+    sandbox.reset_calls()
+
+    row = _run_to_end(follower, session_factory, clock, operation_id)
+
+    assert len(_gets(sandbox, server_id)) == 1
+    [progress] = notifier.progress()
+    assert (progress.state, progress.error, progress.elapsed) == (
+        "gave_up",
+        "rate_limited",
+        120,
+    )
+    assert row.result == "gave_up"
+    follower.stop()

@@ -545,7 +545,9 @@ class Follower:
         if now >= deadline and row.last_error == "rate_limited":
             # Waiting out the provider's Retry-After took us past the end; a
             # poll now would ignore its request.
-            return self._end(row, now, "gave_up", status, elapsed, values, error)
+            return self._end(
+                row, now, "gave_up", status, elapsed, values, row.last_error
+            )
 
         try:
             server = self._vps.get_by_id(row.server_id, request_id=row.request_id)
