@@ -9,8 +9,10 @@ before it turns ``active`` (uniform between --min-delay and --max-delay
 seconds, seeded), and N followed operations are recorded at once.
 
 Reported per database: wall time until every operation has ended, peak
-thread count, peak RSS growth, provider calls per operation, and the calls a
-naive fixed 1 s poll would have made for the same delays.
+thread count, peak RSS growth (``ru_maxrss`` is the process's lifetime peak,
+so only the first database run in a process shows its own growth; use
+``--skip-sqlite`` for PostgreSQL's), provider calls per operation, and the
+calls a naive fixed 1 s poll would have made for the same delays.
 
     python bench/follow_ops.py [--operations 500] [--min-delay 5]
         [--max-delay 60] [--postgres postgresql+psycopg://postgres@127.0.0.1/test]
@@ -150,6 +152,7 @@ def run(database_url: str, args: argparse.Namespace) -> dict[str, object]:
         "longest_delay": max(delays.values()),
         "threads_before": threads_before,
         "peak_threads": peak_threads,
+        "rss_before": rss_before,
         "rss_growth": peak_rss_growth,
         "calls_min": calls[0],
         "calls_median": statistics.median(calls),
@@ -174,10 +177,16 @@ def main() -> int:
     parser.add_argument("--max-delay", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--postgres", help="a PostgreSQL server URL (optional)")
+    parser.add_argument(
+        "--skip-sqlite",
+        action="store_true",
+        help="PostgreSQL only (peak RSS is per process, so run each alone)",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as folder:
-        report("SQLite", run(f"sqlite:///{Path(folder) / 'bench.db'}", args))
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            report("SQLite", run(f"sqlite:///{Path(folder) / 'bench.db'}", args))
 
     if args.postgres:
         server = make_url(args.postgres).set(drivername="postgresql+psycopg")
