@@ -19,6 +19,7 @@ def test_defaults_match_the_contract():
     assert settings.port == 3000
     assert settings.admins == ()
     assert settings.audit_retention_days is None
+    assert settings.follow_timeout == 900
 
 
 def test_values_are_parsed():
@@ -30,6 +31,7 @@ def test_values_are_parsed():
             "PORT": "8000",
             "VPSBOT_LOG_FORMAT": "JSON",
             "VPS_API_TOKEN": "tok-123",
+            "VPSBOT_FOLLOW_TIMEOUT": "1800",
         }
     )
 
@@ -39,6 +41,7 @@ def test_values_are_parsed():
     assert settings.port == 8000
     assert settings.log_format == "json"
     assert settings.vps_api_token.value == "tok-123"
+    assert settings.follow_timeout == 1800
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,11 @@ def test_values_are_parsed():
         ({"VPSBOT_LOG_FORMAT": "xml"}, "VPSBOT_LOG_FORMAT must be one of text, json"),
         ({"VPSBOT_CATALOG": "/nonexistent/catalog.json"}, "VPSBOT_CATALOG names"),
         ({"VPSBOT_APPROVAL_TTL": "5"}, "VPSBOT_APPROVAL_TTL must be at least 60"),
+        (
+            {"VPSBOT_FOLLOW_TIMEOUT": "15m"},
+            "VPSBOT_FOLLOW_TIMEOUT must be a whole number, got '15m'",
+        ),
+        ({"VPSBOT_FOLLOW_TIMEOUT": "10"}, "VPSBOT_FOLLOW_TIMEOUT must be at least 30"),
     ],
 )
 def test_bad_values_name_the_variable(env, message):

@@ -10,13 +10,13 @@ import sys
 from vpsbot.shell import Shell
 
 
-def run_script(lines: list[str]) -> str:
+def run_script(lines: list[str], *, transition_delay: float = 60.0) -> str:
     out = io.StringIO()
     shell = Shell(
         stdin=io.StringIO("\n".join(lines) + "\n"),
         stdout=out,
         interactive=False,
-        transition_delay=60.0,
+        transition_delay=transition_delay,
     )
     try:
         shell.start()
@@ -160,3 +160,12 @@ def test_edit_dialog_keeps_what_is_left_empty():
         output
     )
     assert "web-02.example.com" in output.rsplit("/vps show web-2b", 1)[1]
+
+
+def test_a_reboot_is_followed_and_the_announcement_updated():
+    output = run_script(["/vps reboot web-01", ":wait"], transition_delay=0.5)
+
+    announced, _, updated = output.partition("(updated) [#ops] vpsbot:")
+    assert "@alice rebooted *web-01*" in announced
+    assert "@alice rebooted *web-01*" in updated
+    assert "web-01 is `active` after 0:0" in updated

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
 from vpsbot.ops import Operations
+from vpsbot.ops.tracking import Follower
 from vpsbot.slack import build_bolt_app
+from vpsbot.slack.progress import SlackProgress
 from vpsbot.slack.worker import Background
 from vpsbot.store import make_engine, make_session_factory
 from vpsbot.vps import VpsClient
@@ -27,6 +29,9 @@ logger = logging.getLogger(__name__)
 # Web API calls are made after acknowledgement, but a stuck call still holds a
 # worker: give up well before the provider's own slowest answer.
 SLACK_TIMEOUT = 10
+# Threads that poll followed operations and update their messages; each poll
+# is one short GET, so a few threads keep up with hundreds of operations.
+FOLLOW_THREADS = 8
 
 
 @dataclass
@@ -38,12 +43,17 @@ class VpsBot:
     background: Background
     vps: VpsClient
     sessions: sessionmaker[Session]
+    follower: Follower
+    follow_vps: VpsClient | None = None
 
     def close(self) -> None:
-        """Finish queued work, then release connections."""
+        """Finish queued work, stop following (releasing leases), close connections."""
         self.background.wait_idle(timeout=30)
         self.background.shutdown()
+        self.follower.stop()
         self.vps.close()
+        if self.follow_vps is not None and self.follow_vps is not self.vps:
+            self.follow_vps.close()
 
 
 def create_app(
@@ -53,8 +63,12 @@ def create_app(
     sessions: sessionmaker[Session] | None = None,
     slack_client: WebClient | None = None,
     catalog: Catalog | None = None,
+    follow_vps: VpsClient | None = None,
 ) -> VpsBot:
     """Build vpsbot for one workspace.
+
+    The follower of long operations is built but not started: ``serve``,
+    ``socket`` and ``shell`` start it (``bot.follower.start()``).
 
     Args:
         settings: the parsed configuration.
@@ -65,6 +79,10 @@ def create_app(
             ``SLACK_API_URL``).
         catalog: what the create dialog offers (default: read from
             ``VPSBOT_CATALOG``, else the shipped catalog).
+        follow_vps: the provider client for following operations; it should
+            not retry (``max_retries=0``), so a 429 never holds a polling
+            thread. Default: built from settings along with ``vps``, or
+            ``vps`` itself when that was passed in.
 
     Raises:
         ConfigError: a setting the app needs is missing, or the catalog is
@@ -78,6 +96,13 @@ def create_app(
             settings.vps_api_token.value,
             pool_size=settings.worker_threads,
         )
+        if follow_vps is None:
+            follow_vps = VpsClient(
+                settings.vps_api_url,
+                settings.vps_api_token.value,
+                max_retries=0,
+                pool_size=FOLLOW_THREADS,
+            )
     if sessions is None:
         sessions = make_session_factory(make_engine(settings.database_url))
     if slack_client is None:
@@ -98,10 +123,26 @@ def create_app(
         catalog=catalog or Catalog.load(settings.catalog_path),
     )
     background = Background(workers=settings.worker_threads)
+    follower = Follower(
+        sessions=sessions,
+        vps=follow_vps or vps,
+        notifier=SlackProgress(slack_client),
+        timeout=settings.follow_timeout,
+        workers=FOLLOW_THREADS,
+    )
     bolt = build_bolt_app(
         signing_secret=settings.slack_signing_secret.value,
         client=slack_client,
         ops=ops,
         background=background,
+        follower=follower,
     )
-    return VpsBot(bolt=bolt, ops=ops, background=background, vps=vps, sessions=sessions)
+    return VpsBot(
+        bolt=bolt,
+        ops=ops,
+        background=background,
+        vps=vps,
+        sessions=sessions,
+        follower=follower,
+        follow_vps=follow_vps,
+    )

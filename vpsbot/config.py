@@ -64,6 +64,8 @@ class Settings:
     # Threads that run provider calls after Slack has been acknowledged; Bolt's
     # own listener pool only acknowledges and hands work over.
     worker_threads: int = 8
+    # Seconds a long operation is followed before vpsbot gives up on it.
+    follow_timeout: int = 900
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -93,6 +95,7 @@ class Settings:
             log_format=get.choice("VPSBOT_LOG_FORMAT", ("text", "json"), "text"),
             port=get.integer("PORT", 3000, minimum=1, maximum=65535) or 3000,
             worker_threads=get.integer("VPSBOT_WORKER_THREADS", 8, minimum=1) or 8,
+            follow_timeout=get.integer("VPSBOT_FOLLOW_TIMEOUT", 900, minimum=30) or 900,
         )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             raise ConfigError(

@@ -24,8 +24,13 @@ HTTP_THREADS = 16
 
 
 @contextmanager
-def _provider(settings: Settings, sandbox: bool) -> Iterator[VpsClient | None]:
-    """The in-process sandbox's client with ``--sandbox``, else ``None``."""
+def _provider(
+    settings: Settings, sandbox: bool
+) -> Iterator[tuple[VpsClient, VpsClient] | None]:
+    """The in-process sandbox's clients with ``--sandbox``, else ``None``.
+
+    The second client is for following operations: it never retries.
+    """
     if not sandbox:
         yield None
         return
@@ -35,20 +40,29 @@ def _provider(settings: Settings, sandbox: bool) -> Iterator[VpsClient | None]:
     server.start()
     logger.info("sandbox VPS.org API at %s", server.url)
     client = VpsClient(server.url, SANDBOX_TOKEN, pool_size=settings.worker_threads)
+    follow_client = VpsClient(server.url, SANDBOX_TOKEN, max_retries=0)
     try:
-        yield client
+        yield client, follow_client
     finally:
         server.stop()
 
 
 def _build(
-    settings: Settings, vps: VpsClient | None, catalog: Catalog
+    settings: Settings,
+    clients: tuple[VpsClient, VpsClient] | None,
+    catalog: Catalog,
 ) -> tuple[VpsBot, Engine]:
     upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
+    vps, follow_vps = clients if clients is not None else (None, None)
     bot = create_app(
-        settings, vps=vps, sessions=make_session_factory(engine), catalog=catalog
+        settings,
+        vps=vps,
+        sessions=make_session_factory(engine),
+        follow_vps=follow_vps,
+        catalog=catalog,
     )
+    bot.follower.start()
     return bot, engine
 
 
@@ -65,8 +79,8 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     if not sandbox:
         settings.require("vps_api_token")
     catalog = Catalog.load(settings.catalog_path)
-    with _provider(settings, sandbox) as vps:
-        bot, engine = _build(settings, vps, catalog)
+    with _provider(settings, sandbox) as clients:
+        bot, engine = _build(settings, clients, catalog)
         assert settings.slack_signing_secret is not None
         app = SlackWsgiApp(
             bot.bolt, engine, signing_secret=settings.slack_signing_secret.value
@@ -103,8 +117,8 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
 
         settings = settings.replace(slack_signing_secret=Secret("socket-mode"))
     catalog = Catalog.load(settings.catalog_path)
-    with _provider(settings, sandbox) as vps:
-        bot, _ = _build(settings, vps, catalog)
+    with _provider(settings, sandbox) as clients:
+        bot, _ = _build(settings, clients, catalog)
         assert settings.slack_app_token is not None
         try:
             SocketModeHandler(bot.bolt, settings.slack_app_token.value).start()

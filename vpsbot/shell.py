@@ -14,6 +14,8 @@ import logging
 import re
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from vpsbot import payloads
 from vpsbot.app import VpsBot, create_app
 from vpsbot.config import Secret, Settings
 from vpsbot.localslack import LocalSlack, SlackCall
+from vpsbot.ops.tracking import Backoff
 from vpsbot.slack.messages import escape
 from vpsbot.store import (
     PolicyRepository,
@@ -45,6 +48,10 @@ CHANNEL_NAME = "ops"
 USERS = {"alice": "U0ALICE", "bob": "U0BOB"}
 SIGNING_SECRET = "shell-signing-secret"
 SANDBOX_TOKEN = "sandbox-token"
+# The sandbox's servers settle within seconds, so look at them often.
+SHELL_BACKOFF = Backoff(first=1.0, factor=1.5, cap=2.0)
+# Longest ``:wait``, in seconds.
+WAIT_LIMIT = 120.0
 # The channel's rules at start, as the contract's demo describes them.
 DEMO_RULES = {
     "read": "allow",
@@ -67,6 +74,7 @@ approval (`/vps policy modify=allow delete=allow` lets alice try them directly).
 SHELL_HELP = """\
 :as NAME     act as another user (alice is an admin, bob is not)
 :users       list the users
+:wait        wait until the operations being followed have settled
 :quit        leave (also Ctrl-D)
 N            press button N of the messages above
 :cancel      (in a dialog) close it without submitting; Enter keeps [the value]
@@ -108,6 +116,13 @@ class Shell:
         self._sandbox_server: SandboxServer | None = None
         self._slack: LocalSlack | None = None
         self._bot: VpsBot | None = None
+        # Updates of followed operations arrive on their own; the watcher
+        # prints them while the prompt waits, and the lock keeps its output
+        # and the loop's apart.
+        self._render_lock = threading.RLock()
+        self._prompt: str | None = None
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # Set-up
 
@@ -140,9 +155,29 @@ class Shell:
             slack_client=WebClient(
                 token="xoxb-local-shell", base_url=self._slack.api_url
             ),
+            follow_vps=VpsClient(
+                self._sandbox_server.url, SANDBOX_TOKEN, max_retries=0
+            ),
         )
+        self._bot.follower.backoff = SHELL_BACKOFF
+        self._bot.follower.start()
+        if self._interactive:
+            # Imported for its effect: input() then edits lines with readline,
+            # whose buffer the watcher draws again after printing an update.
+            import contextlib
+
+            with contextlib.suppress(ImportError):
+                import readline  # noqa: F401
+            self._watching.set()
+            self._watcher = threading.Thread(
+                target=self._watch, name="shell-updates", daemon=True
+            )
+            self._watcher.start()
 
     def close(self) -> None:
+        self._watching.clear()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         if self._bot is not None:
             self._bot.close()
         if self._slack is not None:
@@ -185,6 +220,8 @@ class Shell:
             for name, user_id in USERS.items():
                 admin = " (admin)" if name == "alice" else ""
                 self._print(f"{name}  {user_id}{admin}")
+        elif word == ":wait":
+            self._wait_for_followed()
         elif word == ":help":
             self._print(SHELL_HELP)
         else:
@@ -312,6 +349,31 @@ class Shell:
         self._render_new_calls()
         return answer
 
+    def _wait_for_followed(self) -> None:
+        """Show updates until nothing is followed any more (or a limit passes)."""
+        assert self._bot is not None
+        deadline = time.monotonic() + WAIT_LIMIT
+        while self._bot.follower.open_count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            self._render_new_calls()
+        self._render_new_calls()
+        if self._bot.follower.open_count():
+            self._print("Still following; the messages will update later.")
+
+    def _watch(self) -> None:
+        """Print announcements updated while the prompt is waiting for input."""
+        assert self._slack is not None
+        while self._watching.is_set():
+            self._slack.wait_for(lambda calls: len(calls) > self._seen, timeout=0.5)
+            with self._render_lock:
+                if self._prompt is None or len(self._slack.calls) <= self._seen:
+                    continue
+                # Clear the half-typed line, print, then draw it again.
+                self._out.write("\r\x1b[K")
+                self._render_new_calls()
+                self._out.write(self._prompt + _line_buffer())
+                self._out.flush()
+
     def _new_response_url(self) -> str:
         assert self._slack is not None
         name = f"r{self._next_response}"
@@ -322,8 +384,9 @@ class Shell:
 
     def _render_new_calls(self) -> None:
         assert self._slack is not None
-        calls = self._slack.calls[self._seen :]
-        self._seen += len(calls)
+        with self._render_lock:
+            calls = self._slack.calls[self._seen :]
+            self._seen += len(calls)
         pending_view: dict[str, Any] | None = None
         for call in calls:
             view = self._render_call(call)
@@ -344,6 +407,8 @@ class Shell:
             self._render_message(where, body)
         elif call.name == "chat.postMessage":
             self._render_message(f"[#{CHANNEL_NAME}] vpsbot:", body)
+        elif call.name == "chat.update":
+            self._render_message(f"(updated) [#{CHANNEL_NAME}] vpsbot:", body)
         elif call.name == "chat.postEphemeral":
             self._render_message("[only you]", body)
         elif call.name in ("views.open", "views.update"):
@@ -438,11 +503,14 @@ class Shell:
 
     def _ask(self, prompt: str) -> str | None:
         if self._interactive:
+            self._prompt = prompt
             try:
                 return input(prompt)
             except EOFError:
                 self._print("")
                 return None
+            finally:
+                self._prompt = None
         line = self._in.readline()
         if not line:
             return None
@@ -450,8 +518,18 @@ class Shell:
         return line.rstrip("\n")
 
     def _print(self, text: str) -> None:
-        self._out.write(text + "\n")
-        self._out.flush()
+        with self._render_lock:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+
+def _line_buffer() -> str:
+    """What the user has typed at the prompt so far, when readline knows it."""
+    try:
+        import readline
+    except ImportError:
+        return ""
+    return readline.get_line_buffer()
 
 
 def _plain(value: Any) -> str:

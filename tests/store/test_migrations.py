@@ -26,6 +26,7 @@ STORE_TABLES = {
     "audit_head",
     "channel_policies",
     "claims",
+    "followed_operations",
 }
 
 
@@ -40,7 +41,7 @@ def _tables(url: str) -> set[str]:
 def test_migrations_have_a_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
 
-    assert heads == ["0001"]
+    assert heads == ["0002"]
 
 
 def test_migrations_path_is_the_top_level_folder() -> None:
@@ -125,4 +126,5 @@ def test_alembic_command_takes_the_url_from_database_url(tmp_path: Path) -> None
 
     assert completed.returncode == 0, completed.stderr
     assert "Running upgrade  -> 0001" in completed.stderr
+    assert "Running upgrade 0001 -> 0002" in completed.stderr
     assert _tables(f"sqlite:///{path}") == STORE_TABLES

@@ -7,6 +7,7 @@ def test_store_exports_exactly_its_public_api() -> None:
     assert sorted(vpsbot.store.__all__) == [
         "AuditRepository",
         "ClaimRepository",
+        "FollowedOperationRepository",
         "PolicyRepository",
         "begin_read_only",
         "make_engine",

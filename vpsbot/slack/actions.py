@@ -104,7 +104,8 @@ def _power(
     text = messages.announcement(actor, result, None)
     if not result.audit_recorded:
         text += "\n" + messages.audit_not_recorded()
-    replies.announce(text, blocks.announcement(text))
+    ts = replies.announce(text, blocks.announcement(text))
+    slack.follow(actor, result, text, ts)
     replies.replace_original(
         messages.escape(f"{result.server.name}: {result.server.status}"),
         blocks.server_card(

@@ -8,10 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from vpsbot.ops import Operations
+from vpsbot.ops import Actor, ChangeResult, Operations
+from vpsbot.ops.tracking import Follower
 from vpsbot.slack import actions, commands, editing, middleware, views
 from vpsbot.slack.context import SlackContext
 from vpsbot.slack.editing import ServerDialogs
+from vpsbot.slack.replies import Replies
 from vpsbot.slack.views import DeleteDialogs
 from vpsbot.slack.worker import Background
 
@@ -44,6 +46,7 @@ def build_bolt_app(
     client: WebClient,
     ops: Operations,
     background: Background,
+    follower: Follower | None = None,
 ) -> App:
     """A Bolt app for one workspace, answering through ``client``.
 
@@ -52,6 +55,7 @@ def build_bolt_app(
         client: the Web API client (its base URL honours ``SLACK_API_URL``).
         ops: the use cases.
         background: the pools that run work after acknowledgement.
+        follower: follows announced long operations (none: not followed).
     """
     app = App(
         client=client,
@@ -62,13 +66,18 @@ def build_bolt_app(
         ),
         logger=logging.getLogger(BOLT_LOGGER),
     )
+
+    def announce(
+        actor: Actor, replies: Replies, result: ChangeResult, reason: str | None
+    ) -> None:
+        commands.announce_change(actor, replies, result, reason, follow=slack.follow)
+
     slack = SlackContext(
         ops=ops,
         background=background,
         dialogs=DeleteDialogs(ops=ops, background=background),
-        server_dialogs=ServerDialogs(
-            ops=ops, background=background, announce=commands.announce_change
-        ),
+        server_dialogs=ServerDialogs(ops=ops, background=background, announce=announce),
+        follower=follower,
     )
     middleware.register(app)
     commands.register(app, slack)

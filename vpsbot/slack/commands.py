@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -16,6 +17,9 @@ from vpsbot.slack.parsing import USAGE, Command, ParseError, parse
 from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
+
+# SlackContext.follow: (actor, result, headline, ts) -> operation id or None.
+Follow = Callable[[Actor, ChangeResult, str, str | None], object]
 
 
 def register(app: App, slack: SlackContext) -> None:
@@ -73,7 +77,9 @@ def register(app: App, slack: SlackContext) -> None:
             slack.background.run(
                 actor.request_id,
                 replies.ephemeral,
-                lambda: run_command(slack.ops, command, actor, replies),
+                lambda: run_command(
+                    slack.ops, command, actor, replies, follow=slack.follow
+                ),
             )
         ack()
 
@@ -81,9 +87,18 @@ def register(app: App, slack: SlackContext) -> None:
 
 
 def run_command(
-    ops: Operations, command: Command, actor: Actor, replies: Replies
+    ops: Operations,
+    command: Command,
+    actor: Actor,
+    replies: Replies,
+    *,
+    follow: Follow | None = None,
 ) -> None:
-    """Carry out a parsed command that opens no dialog, and answer it."""
+    """Carry out a parsed command that opens no dialog, and answer it.
+
+    ``follow`` is called after a create or power action was announced, so that
+    the announcement is updated until the server settles.
+    """
     verb = command.verb
     if verb == "help":
         rules = ops.policies.current(actor)
@@ -116,7 +131,7 @@ def run_command(
         result = ops.servers.power(
             actor, verb, command.server or "", reason=command.reason
         )
-        announce_change(actor, replies, result, command.reason)
+        announce_change(actor, replies, result, command.reason, follow=follow)
     elif verb == "create" and command.create is not None:
         try:
             result = ops.create.create(actor, command.create, reason=command.reason)
@@ -126,7 +141,7 @@ def run_command(
                 f"Usage: `{USAGE['create']}`"
             )
             return
-        announce_change(actor, replies, result, command.reason)
+        announce_change(actor, replies, result, command.reason, follow=follow)
     elif verb == "rename":
         result = ops.servers.rename(
             actor, command.server or "", command.new_name or "", reason=command.reason
@@ -148,16 +163,27 @@ def run_command(
 
 
 def announce_change(
-    actor: Actor, replies: Replies, result: ChangeResult, reason: str | None
+    actor: Actor,
+    replies: Replies,
+    result: ChangeResult,
+    reason: str | None,
+    *,
+    follow: Follow | None = None,
 ) -> None:
-    """Tell the channel about a change, or the asker alone when nothing changed."""
+    """Tell the channel about a change, or the asker alone when nothing changed.
+
+    With ``follow``, the announcement of a create or power action is then
+    followed until the server settles.
+    """
     if not result.changed:
         replies.ephemeral(f"{messages.escape(result.summary)}; nothing was sent.")
         return
     text = messages.announcement(actor, result, reason)
     if not result.audit_recorded:
         text += "\n" + messages.audit_not_recorded()
-    replies.announce(text, blocks.announcement(text))
+    ts = replies.announce(text, blocks.announcement(text))
+    if follow is not None:
+        follow(actor, result, text, ts)
 
 
 def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:

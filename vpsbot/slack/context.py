@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vpsbot.ops import Actor, Operations, new_request_id
+from vpsbot.errors import StoreUnavailableError
+from vpsbot.ops import Actor, ChangeResult, Operations, new_request_id
+from vpsbot.ops.tracking import EXPECTED_STATUS, Follower
 from vpsbot.slack.worker import Background
 
 if TYPE_CHECKING:
@@ -24,6 +26,46 @@ class SlackContext:
     background: Background
     dialogs: DeleteDialogs
     server_dialogs: ServerDialogs
+    follower: Follower | None = None
+
+    def follow(
+        self, actor: Actor, result: ChangeResult, headline: str, ts: str | None
+    ) -> int | None:
+        """Follow an announced change until its server settles.
+
+        Call it after announcing a create, start, stop or reboot: ``headline``
+        is the announcement's text and ``ts`` what ``Replies.announce``
+        returned. Other changes, no-ops and announcements that could not be
+        posted as a message (``ts`` is ``None``) are not followed.
+
+        Returns:
+            The followed operation's id, or ``None`` when it is not followed.
+        """
+        if self.follower is None or not result.changed:
+            return None
+        if result.verb not in EXPECTED_STATUS:
+            return None
+        if ts is None:
+            logger.info(
+                "not following the %s of %s: it was announced through the "
+                "response_url, which leaves no message to update [%s]",
+                result.verb,
+                result.server.id,
+                actor.request_id,
+            )
+            return None
+        try:
+            return self.follower.follow(
+                actor, result.verb, result.server, headline, message_ts=ts
+            )
+        except StoreUnavailableError:
+            logger.warning(
+                "not following the %s of %s: the database did not answer [%s]",
+                result.verb,
+                result.server.id,
+                actor.request_id,
+            )
+            return None
 
 
 def request_id(context: dict[str, Any]) -> str:

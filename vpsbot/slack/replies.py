@@ -65,14 +65,23 @@ class Replies:
         if self._response_url:
             self._send({"text": text, "blocks": blocks, "replace_original": True})
 
-    def announce(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """Tell the whole channel what changed."""
+    def announce(
+        self, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str | None:
+        """Tell the whole channel what changed.
+
+        Returns:
+            The posted message's ``ts``, by which it can be updated later; or
+            ``None`` when it went through the response_url (the bot is not in
+            the channel), which leaves nothing to update.
+        """
         if self._channel_id:
             try:
-                self._client.chat_postMessage(
+                response = self._client.chat_postMessage(
                     channel=self._channel_id, text=text, blocks=blocks
                 )
-                return
+                ts = response.get("ts")
+                return ts if isinstance(ts, str) else None
             except SlackApiError as exc:
                 error = exc.response.get("error") if exc.response else None
                 if error not in _NOT_A_MEMBER:
@@ -92,6 +101,7 @@ class Replies:
                 "replace_original": False,
             }
         )
+        return None
 
     def _send(self, payload: dict[str, Any]) -> None:
         if not self._response_url:

@@ -12,6 +12,7 @@ from vpsbot.store.migrate import migrations_current, upgrade_database
 from vpsbot.store.repositories import (
     AuditRepository,
     ClaimRepository,
+    FollowedOperationRepository,
     PolicyRepository,
 )
 from vpsbot.store.session import (
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AuditRepository",
     "ClaimRepository",
+    "FollowedOperationRepository",
     "PolicyRepository",
     "begin_read_only",
     "make_engine",

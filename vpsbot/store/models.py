@@ -149,3 +149,75 @@ class Claim(Base):
             f"Claim(key={self.key!r}, request_id={self.request_id!r}, "
             f"expires_at={self.expires_at!r})"
         )
+
+
+class FollowedOperation(Base):
+    """A long operation (create, start, stop, reboot) whose server is watched.
+
+    One process at a time follows a row: ``owner`` names it and ``lease_until``
+    says until when the claim holds unless renewed. Rows are kept after they
+    finish (``finished_at``) for a while, then pruned.
+    """
+
+    __tablename__ = "followed_operations"
+    __table_args__ = (
+        # The due-work queries only look at open rows; finished ones pile up
+        # until pruned and would otherwise bloat these indexes.
+        Index(
+            "ix_followed_operations_open_next_poll_at",
+            "next_poll_at",
+            postgresql_where=text("finished_at IS NULL"),
+            sqlite_where=text("finished_at IS NULL"),
+        ),
+        Index(
+            "ix_followed_operations_open_owner",
+            "owner",
+            "next_poll_at",
+            postgresql_where=text("finished_at IS NULL"),
+            sqlite_where=text("finished_at IS NULL"),
+        ),
+        Index("ix_followed_operations_finished_at", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    channel_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    message_ts: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    request_id: Mapped[str] = mapped_column(String(64))
+    verb: Mapped[str] = mapped_column(String(16))
+    server_id: Mapped[int] = mapped_column(BigInteger)
+    server_name: Mapped[str] = mapped_column(String(255))
+    # The announcement as posted (mrkdwn, already escaped), redrawn on update.
+    headline: Mapped[str] = mapped_column(Text)
+    expected_status: Mapped[str] = mapped_column(String(32))
+    last_status: Mapped[str] = mapped_column(String(32))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    # Why the last poll got no status ("unreachable", "rate_limited", …).
+    last_error: Mapped[str | None] = mapped_column(String(32))
+    polls: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the row is next looked at: a poll, or a retry of its last message.
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notified_status: Mapped[str | None] = mapped_column(String(32))
+    # Slack asked to wait (429) until then before the next update.
+    notify_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # settled, gave_up, gone or undeliverable; set when the end is known.
+    result: Mapped[str | None] = mapped_column(String(16))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set once the last message is delivered (or cannot be): nothing more to do.
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"FollowedOperation(id={self.id!r}, verb={self.verb!r}, "
+            f"server_id={self.server_id!r}, last_status={self.last_status!r}, "
+            f"owner={self.owner!r}, result={self.result!r})"
+        )

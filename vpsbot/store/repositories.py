@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -23,6 +23,7 @@ from vpsbot.store.models import (
     AuditHead,
     ChannelPolicy,
     Claim,
+    FollowedOperation,
 )
 
 logger = logging.getLogger(__name__)
@@ -341,3 +342,154 @@ class AuditRepository:
             query = query.where(AuditEntry.at < until)
         result = self._session.scalars(query.execution_options(yield_per=batch_size))
         yield from result
+
+
+class FollowedOperationRepository:
+    """Operations being followed, and the leases that say who follows each.
+
+    A process owns an open row while ``lease_until`` lies ahead and renews it
+    while it lives; an open row with no owner or an expired lease is free for
+    any process to take. Every write the owner makes afterwards is conditional
+    on still owning the row, so a process that lost it writes nothing.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, operation: FollowedOperation) -> int:
+        """Insert a new operation (unowned) and return its id."""
+        self._session.add(operation)
+        self._session.flush()
+        return operation.id
+
+    def get(self, operation_id: int) -> FollowedOperation | None:
+        """One operation by id, open or finished."""
+        return self._session.get(FollowedOperation, operation_id)
+
+    def renew(self, *, owner: str, now: datetime, ttl_seconds: float) -> int:
+        """Extend ``owner``'s leases that have less than half their time left.
+
+        Returns:
+            How many leases were extended.
+        """
+        until = now + timedelta(seconds=ttl_seconds)
+        halfway = now + timedelta(seconds=ttl_seconds / 2)
+        result = self._session.execute(
+            update(FollowedOperation)
+            .where(
+                FollowedOperation.owner == owner,
+                FollowedOperation.finished_at.is_(None),
+                FollowedOperation.lease_until < halfway,
+            )
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def claim(
+        self, *, owner: str, now: datetime, ttl_seconds: float, limit: int
+    ) -> list[int]:
+        """Take up to ``limit`` open operations that nobody holds.
+
+        Of several processes claiming at once, each row goes to one: the rows
+        are locked with ``SKIP LOCKED`` on PostgreSQL (SQLite's transactions
+        already hold the write lock), and the UPDATE checks again that the row
+        is free.
+
+        Returns:
+            The ids now owned by ``owner`` (once the transaction commits).
+        """
+        free = (FollowedOperation.owner.is_(None)) | (
+            FollowedOperation.lease_until < now
+        )
+        candidates = list(
+            self._session.scalars(
+                select(FollowedOperation.id)
+                .where(FollowedOperation.finished_at.is_(None), free)
+                .order_by(FollowedOperation.next_poll_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not candidates:
+            return []
+        taken = self._session.scalars(
+            update(FollowedOperation)
+            .where(
+                FollowedOperation.id.in_(candidates),
+                FollowedOperation.finished_at.is_(None),
+                free,
+            )
+            .values(owner=owner, lease_until=now + timedelta(seconds=ttl_seconds))
+            .returning(FollowedOperation.id)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted(taken)
+
+    def due(
+        self,
+        *,
+        owner: str,
+        now: datetime,
+        limit: int,
+        exclude: Collection[int] = (),
+    ) -> list[FollowedOperation]:
+        """``owner``'s open operations whose next look is due, earliest first."""
+        query = select(FollowedOperation).where(
+            FollowedOperation.owner == owner,
+            FollowedOperation.finished_at.is_(None),
+            FollowedOperation.next_poll_at <= now,
+        )
+        if exclude:
+            query = query.where(FollowedOperation.id.not_in(list(exclude)))
+        query = query.order_by(FollowedOperation.next_poll_at).limit(limit)
+        return list(self._session.scalars(query))
+
+    def update_owned(
+        self, operation_id: int, *, owner: str, values: Mapping[str, Any]
+    ) -> bool:
+        """Write ``values`` if ``owner`` still holds the open operation.
+
+        Returns:
+            Whether the row was written; ``False`` means another process took
+            it over (or it finished), and the caller should drop it.
+        """
+        written = self._session.scalars(
+            update(FollowedOperation)
+            .where(
+                FollowedOperation.id == operation_id,
+                FollowedOperation.owner == owner,
+                FollowedOperation.finished_at.is_(None),
+            )
+            .values(**values)
+            .returning(FollowedOperation.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        return written is not None
+
+    def release(self, *, owner: str) -> int:
+        """Give up every open operation ``owner`` holds, for others to take now."""
+        result = self._session.execute(
+            update(FollowedOperation)
+            .where(
+                FollowedOperation.owner == owner,
+                FollowedOperation.finished_at.is_(None),
+            )
+            .values(owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def count_open(self) -> int:
+        """How many operations are still followed, by any process."""
+        query = select(func.count()).where(FollowedOperation.finished_at.is_(None))
+        return int(self._session.scalar(query) or 0)
+
+    def prune(self, *, finished_before: datetime) -> int:
+        """Delete operations that finished before the given time."""
+        result = self._session.execute(
+            delete(FollowedOperation)
+            .where(FollowedOperation.finished_at < finished_before)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
