@@ -133,3 +133,20 @@ def test_a_deleted_announcement_ends_the_follow(
     assert row.finished_at is not None
     assert row.result == "undeliverable"
     assert len(_updates(local_slack)) == 1
+
+
+def test_a_created_server_is_followed_until_active_with_its_address(
+    slack, session_factory, local_slack, sandbox, follower
+):
+    set_policy(session_factory, ALL_ALLOWED)
+
+    slack.command("create web-07 plan=1 os=5 location=us-east")
+
+    assert local_slack.wait_for(_has_update_with("web-07 is `active` at "), 30)
+    [post] = local_slack.api_calls("chat.postMessage")
+    assert "ordered *web-07*" in post.body["text"]
+    [created] = [s for s in sandbox.list_servers() if s["name"] == "web-07"]
+    final = _updates(local_slack)[-1].body["text"]
+    assert f"web-07 is `active` at {created['ip_address']} after 0:0" in final
+    [row] = _rows(session_factory)
+    assert (row.verb, row.server_id, row.result) == ("create", created["id"], "settled")
