@@ -76,7 +76,7 @@ def test_an_operators_toml_file_replaces_the_shipped_one(tmp_path):
     assert catalog == Catalog(
         (PlanChoice(11, "Tiny", memory=512),), (SystemChoice(4, "Alpine"),), ("fra-1",)
     )
-    assert catalog.plans[0].label == "Tiny · 0.5 GB"
+    assert catalog.plans[0].label == "Tiny · 512 MB"
 
 
 def test_a_json_file_is_read_as_json(tmp_path):
@@ -104,6 +104,17 @@ def test_a_json_file_is_read_as_json(tmp_path):
         ),
         ("locations = [1]", "locations must be a list of data-centre codes"),
         ("plans = [", "is not valid TOML"),
+        ('location = ["us-west"]', "the catalog has unknown key 'location'"),
+        (
+            '[[plans]]\nid = 1\nname = "A"\nram = 4',
+            "plans entry 1 has unknown key 'ram'",
+        ),
+        (
+            f'locations = ["{"x" * 65}"]',
+            "locations must be a list of data-centre codes",
+        ),
+        ('locations = ["us west"]', "locations must be a list of data-centre codes"),
+        ('[[os]]\nid = 9223372036854775808\nname = "A"', "id must be a whole number"),
     ],
 )
 def test_a_malformed_file_is_one_line_naming_the_setting(tmp_path, content, problem):
@@ -117,3 +128,26 @@ def test_a_malformed_file_is_one_line_naming_the_setting(tmp_path, content, prob
     assert message.startswith(f"VPSBOT_CATALOG: {path}")
     assert problem in message
     assert "\n" not in message
+
+
+def test_a_long_plan_name_is_shortened_and_its_sizes_kept():
+    plan = PlanChoice(
+        7,
+        "Memory Optimised Dedicated CPU (Gen 3, AMD EPYC) VPS with extra everything",
+        vcpus=8,
+        memory=32768,
+        storage=640,
+    )
+
+    assert len(plan.label) == 75
+    assert plan.label.endswith("… · 8 vCPU · 32 GB · 640 GB")
+    assert PlanChoice(1, "A", memory=1000).label == "A · 1000 MB"
+    assert PlanChoice(1, "A", memory=1536).label == "A · 1.5 GB"
+
+
+def test_only_plain_digits_are_ids():
+    catalog = Catalog.load()
+
+    assert catalog.plan("١") is None
+    assert catalog.plan("1" * 5000) is None
+    assert catalog.plan("0001").id == 1

@@ -156,9 +156,7 @@ def test_edit_dialog_keeps_what_is_left_empty():
 
     assert "Name [web-02]: web-2b" in output
     assert "Hostname [web-02.example.com]: " in output
-    assert "@alice edited *web-2b* (id 12346): web-02 was updated: name web-02 → " in (
-        output
-    )
+    assert "@alice edited *web-2b* (id 12346): name web-02 → web-2b." in output
     assert "web-02.example.com" in output.rsplit("/vps show web-2b", 1)[1]
 
 

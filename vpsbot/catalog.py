@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ from vpsbot.vps import Server
 logger = logging.getLogger(__name__)
 
 SETTING = "VPSBOT_CATALOG"
+#: Slack shows at most 75 characters of an option.
+MAX_LABEL = 75
+MAX_ID = 2**63 - 1
+_KEYS = {"plans", "os", "locations"}
+_PLAN_KEYS = {"id", "name", "vcpus", "memory", "storage", "bandwidth"}
+_SYSTEM_KEYS = {"id", "name"}
+_LOCATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -40,15 +48,20 @@ class PlanChoice:
 
     @property
     def label(self) -> str:
-        """The plan with its sizes: ``Standard VPS · 2 vCPU · 4 GB · 80 GB``."""
-        parts = [self.name or f"Plan {self.id}"]
+        """The plan with its sizes: ``Standard VPS · 2 vCPU · 4 GB · 80 GB``.
+
+        At most ``MAX_LABEL`` characters: a long name is shortened, never the
+        sizes.
+        """
+        sizes = []
         if self.vcpus:
-            parts.append(f"{self.vcpus} vCPU")
+            sizes.append(f"{self.vcpus} vCPU")
         if self.memory:
-            parts.append(f"{self.memory / 1024:g} GB")
+            sizes.append(_memory(self.memory))
         if self.storage:
-            parts.append(f"{self.storage} GB")
-        return " · ".join(parts)
+            sizes.append(f"{self.storage} GB")
+        tail = "".join(f" · {size}" for size in sizes)
+        return _shorten(self.name or f"Plan {self.id}", MAX_LABEL - len(tail)) + tail
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ class SystemChoice:
 
     @property
     def label(self) -> str:
-        return self.name or f"OS {self.id}"
+        return _shorten(self.name or f"OS {self.id}", MAX_LABEL)
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class Catalog:
         """
         if not isinstance(data, Mapping):
             raise ValueError("the catalog must be a table (an object)")
+        _refuse_unknown(data, _KEYS, "the catalog")
         plans = tuple(
             PlanChoice(
                 id=_integer(item, "id", where),
@@ -115,17 +129,21 @@ class Catalog:
                 memory=_size(item, "memory", where),
                 storage=_size(item, "storage", where),
             )
-            for where, item in _tables(data, "plans")
+            for where, item in _tables(data, "plans", _PLAN_KEYS)
         )
         systems = tuple(
             SystemChoice(id=_integer(item, "id", where), name=_name(item, where))
-            for where, item in _tables(data, "os")
+            for where, item in _tables(data, "os", _SYSTEM_KEYS)
         )
         locations = data.get("locations", [])
         if not isinstance(locations, list) or not all(
-            isinstance(code, str) and code.strip() for code in locations
+            isinstance(code, str) and _LOCATION.fullmatch(code.strip())
+            for code in locations
         ):
-            raise ValueError("locations must be a list of data-centre codes")
+            raise ValueError(
+                "locations must be a list of data-centre codes (letters, digits, "
+                "'.', '_' and '-', at most 64)"
+            )
         _refuse_repeats("plans", [plan.id for plan in plans])
         _refuse_repeats("os", [system.id for system in systems])
         _refuse_repeats("locations", [code.strip().lower() for code in locations])
@@ -172,7 +190,9 @@ _Choice = TypeVar("_Choice", PlanChoice, SystemChoice)
 
 def _pick(choices: Iterable[_Choice], text: str) -> _Choice | None:
     wanted = text.strip()
-    if wanted.isdigit():
+    if wanted.isascii() and wanted.isdigit():
+        if len(wanted) > 18:
+            return None
         return next((choice for choice in choices if choice.id == int(wanted)), None)
     folded = wanted.casefold()
     return next(
@@ -185,7 +205,9 @@ def _pick(choices: Iterable[_Choice], text: str) -> _Choice | None:
     )
 
 
-def _tables(data: Mapping[str, Any], key: str) -> Iterable[tuple[str, Mapping]]:
+def _tables(
+    data: Mapping[str, Any], key: str, allowed: set[str]
+) -> Iterable[tuple[str, Mapping[str, Any]]]:
     items = data.get(key, [])
     if not isinstance(items, list):
         raise ValueError(f"{key} must be a list of tables")
@@ -193,12 +215,27 @@ def _tables(data: Mapping[str, Any], key: str) -> Iterable[tuple[str, Mapping]]:
         where = f"{key} entry {number}"
         if not isinstance(item, Mapping):
             raise ValueError(f"{where} must be a table")
+        _refuse_unknown(item, allowed, where)
         yield where, item
+
+
+def _refuse_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    """A misspelt key would silently offer nothing; name it instead."""
+    unknown = sorted(str(key) for key in data if key not in allowed)
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown key {unknown[0]!r} (known: "
+            f"{', '.join(sorted(allowed))})"
+        )
 
 
 def _integer(item: Mapping[str, Any], key: str, where: str) -> int:
     value = item.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_ID
+    ):
         raise ValueError(f"{where}: {key} must be a whole number")
     return value
 
@@ -222,3 +259,14 @@ def _refuse_repeats(key: str, values: list[Any]) -> None:
         if value in seen:
             raise ValueError(f"{key} names {value!r} twice")
         seen.add(value)
+
+
+def _memory(megabytes: int) -> str:
+    if megabytes < 1024:
+        return f"{megabytes} MB"
+    return f"{megabytes / 1024:.1f}".removesuffix(".0") + " GB"
+
+
+def _shorten(text: str, limit: int) -> str:
+    limit = max(limit, 8)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,6 +8,7 @@ The tree::
      │    ├── PermissionDeniedError
      │    ├── ServerLookupError  no such server, or a name that matches several
      │    └── ActionStateError   the server's state forbids the action right now
+     │         └── RepeatedSubmissionError  this very request was handled before
      ├── StoreUnavailableError  the database could not be reached
      └── vps.errors.VpsApiError the provider said no, or could not be reached
 """
@@ -37,6 +38,10 @@ class ServerLookupError(UserError):
 
 class ActionStateError(UserError):
     """The action makes no sense in the server's current state, or one is running."""
+
+
+class RepeatedSubmissionError(ActionStateError):
+    """The same click or dialog submission arrived again; it was handled once."""
 
 
 class StoreUnavailableError(VpsbotError):

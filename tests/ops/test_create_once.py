@@ -101,3 +101,35 @@ def test_a_dropped_connection_after_sending_is_unknown_not_resent(creates, sandb
         creates.create(_actor(1), REQUEST)
 
     assert [m for m, _ in sandbox.calls if m == "POST"] == ["POST"]
+
+
+def test_a_5xx_after_sending_is_unknown_too(creates, sandbox):
+    sandbox.fail_next(500, method="POST")
+
+    with pytest.raises(UserError, match="whether it exists is unknown"):
+        creates.create(_actor(1), REQUEST)
+
+    assert [m for m, _ in sandbox.calls if m == "POST"] == ["POST"]
+
+
+def test_a_name_being_created_elsewhere_is_a_problem_on_the_name(
+    creates, session_factory
+):
+    from datetime import UTC, datetime
+
+    from vpsbot.store import ClaimRepository
+
+    with session_scope(session_factory) as session:
+        ClaimRepository(session).try_claim(
+            key=f"server-name:{TEAM}:web-09",
+            request_id="r-other",
+            ttl_seconds=60,
+            now=datetime.now(UTC),
+        )
+
+    with pytest.raises(FieldErrors) as caught:
+        creates.create(_actor(1), REQUEST)
+
+    assert caught.value.problems == {
+        "name": "another create or rename to web-09 is under way"
+    }

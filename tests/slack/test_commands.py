@@ -263,7 +263,8 @@ def test_a_lost_answer_to_a_reboot_is_looked_up_not_resent(
         12345,
     )
     assert row["detail"] == (
-        "outcome unknown: the answer was lost; afterwards that web-01 is `active`"
+        "outcome unknown: the answer was lost; a fresh look showed that web-01 is "
+        "`active`"
     )
 
 

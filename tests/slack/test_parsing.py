@@ -180,3 +180,8 @@ def test_malformed_creates_say_what_is_wrong_and_show_the_form(text, problem):
     assert "Usage: `/vps create <name> plan=<id or name> os=<id or name>" in str(
         caught.value
     )
+
+
+def test_an_option_given_twice_is_refused():
+    with pytest.raises(ParseError, match="`plan=` is given twice; give it once"):
+        parse("create web-59 plan=1 plan=2 os=5 location=us-west")

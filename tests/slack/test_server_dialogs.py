@@ -180,7 +180,9 @@ def test_the_same_submission_twice_creates_once(
 
     assert _posts(sandbox) == ["/api/v1/servers/"]
     assert [s["name"] for s in sandbox.list_servers()].count("web-03") == 1
-    assert "already submitted" in _view_text(_last_view(local_slack))
+    assert "had already arrived and is carried out once" in _view_text(
+        _last_view(local_slack)
+    )
     rows = [(r["action"], r["outcome"]) for r in audit_rows(session_factory)]
     assert rows == [("create", "succeeded")]
 
@@ -368,7 +370,7 @@ def test_an_edit_sends_all_three_fields_in_one_put(
     )
     [announce] = local_slack.api_calls("chat.postMessage")
     assert announce.body["text"] == (
-        f":memo: <@{ALICE}> edited *web-01* (id 12345): web-01 was updated: "
+        f":memo: <@{ALICE}> edited *web-01* (id 12345): "
         f"hostname web-01.example.com → www.example.org; backups on → off."
     )
     [row] = audit_rows(session_factory)
@@ -400,7 +402,8 @@ def test_an_edit_of_a_server_changed_meanwhile_overwrites_nothing(
     redrawn = _last_view(local_slack)
     text = _view_text(redrawn)
     assert "web-01-old changed after this dialog was opened" in text
-    assert "It is now: name web-01-old" in text
+    assert "It is now `active`, last changed " in text
+    assert ": name web-01-old, hostname web-01.example.com, backups on." in text
     assert _inputs(redrawn)["hostname"]["element"]["initial_value"] == (
         "www.example.org"
     )
@@ -475,3 +478,93 @@ def test_a_damaged_edit_dialog_is_refused(slack, session_factory, local_slack):
     assert response.json()["errors"] == {
         "name": "This dialog is damaged; open it again."
     }
+
+
+# Found by testers
+
+
+def test_a_long_reason_in_any_script_fits_the_dialog(
+    slack, session_factory, local_slack
+):
+    set_policy(session_factory, ALL_ALLOWED)
+
+    _, view = _open(slack, local_slack, 'create reason="' + "😀" * 499 + '"')
+
+    assert view["submit"]["text"] == "Create"
+    assert json.loads(view["private_metadata"])["reason"] == "😀" * 499
+
+
+def test_a_forged_backups_answer_is_refused_inline(
+    slack, session_factory, local_slack, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    _, view = _open(slack, local_slack, "create")
+    sandbox.reset_calls()
+
+    response = slack.submit(view, _form(**{**VALID, "backups": "maybe"}))
+
+    assert response.json()["errors"] == {"backups": "Choose On or Off."}
+    assert sandbox.calls == []
+
+
+def test_an_edit_dialog_for_a_server_without_hostname_says_one_is_needed(
+    slack, session_factory, local_slack, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    sandbox.add_server("bare-01", server_id=20001)
+
+    _, view = _open(slack, local_slack, "update bare-01")
+
+    hostname = _inputs(view)["hostname"]
+    assert "initial_value" not in hostname["element"]
+    assert hostname["hint"]["text"] == (
+        "This server has no hostname; VPS.org needs one to save."
+    )
+
+
+def test_an_edit_of_a_server_deleted_meanwhile_names_it(
+    slack, session_factory, local_slack, sandbox, sandbox_server
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    _, view = _open(slack, local_slack, "update web-02")
+    requests.delete(
+        f"{sandbox_server.url}servers/12346/",
+        headers={"Authorization": "Bearer sandbox-token"},
+        timeout=5,
+    )
+
+    slack.submit(view, _form(name="web-02", hostname="a.example.com", backups="on"))
+
+    assert _view_text(_last_view(local_slack)).startswith(
+        "There is no server with id 12346 (it may have been deleted)."
+    )
+    [row] = audit_rows(session_factory)
+    assert (row["action"], row["outcome"], row["server_name"]) == (
+        "update",
+        "failed",
+        "web-02",
+    )
+
+
+def test_a_lost_answer_to_an_edit_says_what_the_server_looks_like_now(
+    slack, session_factory, local_slack, sandbox
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    _, view = _open(slack, local_slack, "update web-01")
+    sandbox.fail_next(504, method="PUT")
+
+    slack.submit(view, _form(name="web-01", hostname="b.example.com", backups="on"))
+
+    assert _view_text(_last_view(local_slack)) == (
+        "VPS.org's answer to the update of web-01 was lost, so vpsbot did not send "
+        "it again. A fresh look shows that it is called web-01, with hostname "
+        "web-01.example.com and backups on."
+    )
+
+
+def test_a_name_in_another_case_is_suggested(slack, session_factory, local_slack):
+    set_policy(session_factory, ALL_ALLOWED)
+
+    _, view = _open(slack, local_slack, "update WEB-01")
+
+    assert "There is no server called WEB-01. Did you mean web-01?" in _view_text(view)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from vpsbot.catalog import Catalog
-from vpsbot.errors import ActionStateError, UserError
+from vpsbot.errors import ActionStateError, RepeatedSubmissionError, UserError
 from vpsbot.ops import fields
 from vpsbot.ops.context import Actor, with_reason
 from vpsbot.ops.fields import FieldErrors
@@ -23,12 +23,16 @@ from vpsbot.vps import (
     InvalidInputError,
     OutcomeUnknownError,
     PaymentRequiredError,
+    ProviderError,
     Server,
     VpsApiError,
     VpsClient,
 )
 
 logger = logging.getLogger(__name__)
+
+# Choices named in a refusal; the dialog lists them all.
+MAX_LISTED = 8
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class CreateOperations:
             actor, f"create-dialog:{submission}"
         ):
             logger.info("repeated create submission %s ignored", submission)
-            raise ActionStateError(
+            raise RepeatedSubmissionError(
                 f"This create of {request.name} was already submitted; it is not "
                 f"sent twice."
             )
@@ -118,15 +122,16 @@ class CreateOperations:
         problems = request.problems()
         if problems:
             self._refuse(actor, target, FieldErrors(problems), reason)
-        busy = f"Another create or rename to {request.name} is under way."
+        busy = f"another create or rename to {request.name} is under way"
         name_key = f"server-name:{actor.team_id}:{request.name.lower()}"
         try:
             with self._guard.claim(actor, name_key, busy):
                 server = self._create_under_claim(actor, request, target, reason)
         except ActionStateError as exc:
-            if str(exc) == busy:
-                self._guard.record(actor, "create", "failed", target, "busy")
-            raise
+            if str(exc) != busy:
+                raise
+            # Told on the name field, so a dialog keeps what was typed.
+            self._refuse(actor, target, FieldErrors({"name": busy}), reason)
         recorded = self._guard.record_after_change(
             actor,
             "create",
@@ -191,7 +196,9 @@ class CreateOperations:
                 after=True,
                 cause=exc,
             )
-        except OutcomeUnknownError as exc:
+        except (OutcomeUnknownError, ProviderError) as exc:
+            # A 5xx may come after the server was ordered; for something that
+            # costs money, "probably nothing happened" is not good enough.
             self._refuse(
                 actor,
                 target,
@@ -233,7 +240,11 @@ class CreateOperations:
 
 def _unknown(typed: str, known: list[str]) -> str:
     shown = typed if len(typed) <= 40 else typed[:39] + "…"
-    choices = ", ".join(known) if known else "none are configured"
+    if not known:
+        return f"{shown!r} is not offered here (none are configured)"
+    choices = ", ".join(known[:MAX_LISTED])
+    if len(known) > MAX_LISTED:
+        choices += f", and {len(known) - MAX_LISTED} more in the `/vps create` dialog"
     return f"{shown!r} is not offered here (choose from {choices})"
 
 

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from vpsbot.errors import (
     ActionStateError,
+    RepeatedSubmissionError,
     ServerLookupError,
     StoreUnavailableError,
     UserError,
@@ -214,7 +215,7 @@ class ServerOperations:
             actor, f"delivery:{actor.team_id}:{delivery}"
         ):
             logger.info("second delivery of %s ignored", delivery)
-            raise ActionStateError(
+            raise RepeatedSubmissionError(
                 "This click was already received and handled; it is not run twice."
             )
         with self._change(actor, verb, ref) as server:
@@ -355,7 +356,7 @@ class ServerOperations:
             actor, f"update-dialog:{submission}"
         ):
             logger.info("repeated update submission %s ignored", submission)
-            raise ActionStateError(
+            raise RepeatedSubmissionError(
                 f"This edit of {opened.name} was already submitted; it is not sent "
                 f"twice."
             )
@@ -429,9 +430,7 @@ class ServerOperations:
         recorded = self._guard.record_after_change(
             actor, "update", "succeeded", target, with_reason(changes, reason)
         )
-        return ChangeResult(
-            "update", after, f"{server.name} was updated: {changes}", recorded
-        )
+        return ChangeResult("update", after, changes, recorded)
 
     # Delete
 
@@ -458,7 +457,7 @@ class ServerOperations:
         submission_key = f"delete-dialog:{submission_id}"
         if not self._guard.claim_forever(actor, submission_key):
             logger.info("repeated delete submission %s ignored", submission_id)
-            raise ActionStateError(
+            raise RepeatedSubmissionError(
                 f"This delete of {expected_name} was already submitted; "
                 f"it is not sent twice."
             )
@@ -497,10 +496,16 @@ class ServerOperations:
     # Helpers
 
     def _resolve(
-        self, actor: Actor, verb: str, ref: str, *, detailed: bool = False
+        self,
+        actor: Actor,
+        verb: str,
+        ref: str,
+        *,
+        detailed: bool = False,
+        target: Target | None = None,
     ) -> Server:
         """Find the server for an attempt, auditing a failed lookup."""
-        with self._audited_failure(actor, verb, Target.from_ref(ref)):
+        with self._audited_failure(actor, verb, target or Target.from_ref(ref)):
             return self._find(actor, ref, detailed=detailed)
 
     def _find(self, actor: Actor, ref: str, *, detailed: bool) -> Server:
@@ -525,8 +530,14 @@ class ServerOperations:
                 f"use the id instead, e.g. `/vps show {matches[0].id}`."
             )
         if not matches:
+            if server_id is not None:
+                raise ServerLookupError(
+                    f"There is no server with id {ref} (it may have been deleted). "
+                    f"`/vps list` shows the servers."
+                )
             names = [server.name for server in servers]
-            close = difflib.get_close_matches(ref, names, n=1)
+            same = [name for name in names if name.lower() == ref.lower()]
+            close = same or difflib.get_close_matches(ref, names, n=1)
             hint = f" Did you mean {close[0]}?" if close else ""
             raise ServerLookupError(
                 f"There is no server called {ref}.{hint} `/vps list` shows the servers."
@@ -572,7 +583,7 @@ class ServerOperations:
             VpsApiError: the provider failed.
         """
         self._guard.authorize(actor, verb, target or Target.from_ref(ref))
-        found = self._resolve(actor, verb, ref)
+        found = self._resolve(actor, verb, ref, target=target)
         busy = (
             f"Another change to {found.name} is under way; try again when it has "
             f"finished (a change cut short by an outage holds the server for five "
@@ -628,8 +639,8 @@ class ServerOperations:
         try:
             yield
         except OutcomeUnknownError as exc:
-            now = self._look_after_lost_answer(actor, target)
-            detail = f"outcome unknown: the answer was lost; afterwards {now}"
+            now = self._look_after_lost_answer(actor, verb, target)
+            detail = f"outcome unknown: the answer was lost; a fresh look showed {now}"
             self._guard.record_after_change(
                 actor, verb, "failed", target, with_reason(detail, reason)
             )
@@ -646,8 +657,12 @@ class ServerOperations:
             self._guard.record(actor, verb, "failed", target, str(exc))
             raise
 
-    def _look_after_lost_answer(self, actor: Actor, target: Target) -> str:
-        """How the server stands after a change whose answer was lost."""
+    def _look_after_lost_answer(self, actor: Actor, verb: str, target: Target) -> str:
+        """How the server stands after a change whose answer was lost.
+
+        After an edit, the fields it may have changed are named, so the reader
+        can tell whether it happened.
+        """
         if target.server_id is None:
             return "nothing more (the server is not known)"
         try:
@@ -662,6 +677,12 @@ class ServerOperations:
                 actor.request_id,
             )
             return "nothing, because VPS.org did not answer; check `/vps list`"
+        if verb in ("update", "rename", "backups"):
+            return (
+                f"that it is called {server.name}, with hostname "
+                f"{server.hostname or '(none)'} and backups "
+                f"{'on' if server.backups_enabled else 'off'}"
+            )
         return f"that {server.name} is `{server.status}`"
 
 

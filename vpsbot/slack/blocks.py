@@ -209,7 +209,7 @@ def notice_view(title: str, text: str) -> dict[str, Any]:
 
 def delete_view(server: Server, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The typed-name confirmation for a delete."""
-    private_metadata = json.dumps(metadata, separators=(",", ":"))
+    private_metadata = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
     if len(private_metadata) > 3000:
         raise ValueError("delete dialog metadata exceeds Slack's 3000 characters")
     return View(

@@ -21,6 +21,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from vpsbot.errors import RepeatedSubmissionError
 from vpsbot.ops import (
     Actor,
     ChangeResult,
@@ -135,7 +136,7 @@ class ServerDialogs:
         metadata = forms.metadata_of(view)
         view_id = view.get("id", "")
         replies = _replies(client, actor, metadata)
-        reason = metadata.get("reason")
+        reason = _reason(metadata)
 
         def create() -> None:
             try:
@@ -145,6 +146,11 @@ class ServerDialogs:
                     reason=reason,
                     submission=f"{view_id}:{view.get('hash', '')}",
                 )
+            except RepeatedSubmissionError:
+                # Its acknowledgement said "Creating…"; say what is known instead.
+                logger.info("repeated create submission [%s]", actor.request_id)
+                self._show(client, view_id, _received_before(CREATE_TITLE))
+                return
             except FieldErrors as exc:
                 catalog = self._ops.create.choices(actor)
                 self._show(
@@ -180,7 +186,7 @@ class ServerDialogs:
         metadata = forms.metadata_of(view)
         view_id = view.get("id", "")
         replies = _replies(client, actor, metadata)
-        reason = metadata.get("reason")
+        reason = _reason(metadata)
         opened = Edit(
             name=str(metadata.get("name", "")),
             hostname=str(metadata.get("hostname", "")),
@@ -198,6 +204,10 @@ class ServerDialogs:
                     reason=reason,
                     submission=f"{view_id}:{view.get('hash', '')}",
                 )
+            except RepeatedSubmissionError:
+                logger.info("repeated edit submission [%s]", actor.request_id)
+                self._show(client, view_id, _received_before(EDIT_TITLE))
+                return
             except FieldErrors as exc:
                 form = forms.edit_view(
                     opened.name, metadata, values=edit, problems=exc.problems
@@ -206,11 +216,18 @@ class ServerDialogs:
                 return
             except StaleEditError as exc:
                 now = exc.server
+                when = (
+                    f", last changed {now.updated_at:%Y-%m-%d %H:%M:%S} UTC"
+                    if now.updated_at
+                    else ""
+                )
                 notice = (
-                    f":warning: {messages.escape(str(exc))} It is now: name "
+                    f":warning: {messages.escape(str(exc))} It is now "
+                    f"`{messages.escape(now.status)}`{when}: name "
                     f"{messages.escape(now.name)}, hostname "
                     f"{messages.escape(now.hostname or '(none)')}, backups "
-                    f"{'on' if now.backups_enabled else 'off'}. Below are your values."
+                    f"{'on' if now.backups_enabled else 'off'}. A change of status "
+                    f"(a reboot, say) counts too. Below are your values."
                 )
                 form = _edit_form(now, metadata, values=edit, notice=notice)
                 self._show(client, view_id, form)
@@ -282,6 +299,19 @@ def _edit_form(
     return forms.edit_view(server.name, metadata, values=values or shown, notice=notice)
 
 
+def _received_before(title: str) -> dict[str, Any]:
+    return blocks.notice_view(
+        title,
+        "This submission had already arrived and is carried out once; the "
+        "channel's announcement (or a message to you) says how it went.",
+    )
+
+
+def _reason(metadata: dict[str, Any]) -> str | None:
+    reason = metadata.get("reason")
+    return reason if isinstance(reason, str) and reason else None
+
+
 def _replies(client: WebClient, actor: Actor, metadata: dict[str, Any]) -> Replies:
     return Replies(
         client=client,
@@ -318,7 +348,7 @@ def register(app: App, dialogs: ServerDialogs) -> None:
             ack(response_action="errors", errors={"name": _DAMAGED})
             return
         typed = forms.read_create(view)
-        problems = typed.request().problems()
+        problems = typed.request().problems() | forms.choice_problems(view)
         if problems:
             ack(response_action="errors", errors=_inline(problems))
             return
@@ -342,7 +372,7 @@ def register(app: App, dialogs: ServerDialogs) -> None:
             ack(response_action="errors", errors={"name": _DAMAGED})
             return
         edit = forms.read_edit(view)
-        problems = edit.problems()
+        problems = edit.problems() | forms.choice_problems(view)
         if problems:
             ack(response_action="errors", errors=_inline(problems))
             return

@@ -138,6 +138,9 @@ def edit_view(
                 problems,
                 placeholder="web-03.example.com",
                 limit=253,
+                hint=None
+                if values.hostname
+                else "This server has no hostname; VPS.org needs one to save.",
             ),
             _backups(values.backups, problems),
         ]
@@ -168,6 +171,13 @@ def read_edit(view: Mapping[str, Any]) -> Edit:
     )
 
 
+def choice_problems(view: Mapping[str, Any]) -> dict[str, str]:
+    """A Backups answer that is neither On nor Off (only a forged payload)."""
+    if _selected(_values(view), "backups") not in ("on", "off"):
+        return {"backups": "choose On or Off"}
+    return {}
+
+
 def metadata_of(view: Mapping[str, Any]) -> dict[str, Any]:
     """The dialog's private metadata, or ``{}`` when it is not an object.
 
@@ -186,7 +196,9 @@ def _modal(
     blocks: list[Block],
     what: str,
 ) -> dict[str, Any]:
-    private_metadata = json.dumps(metadata, separators=(",", ":"))
+    # Slack counts characters, so a reason in any script is kept as typed
+    # rather than as \u escapes six times its length.
+    private_metadata = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
     if len(private_metadata) > MAX_METADATA:
         raise ValueError(f"{what} metadata exceeds Slack's {MAX_METADATA} characters")
     return View(

@@ -349,6 +349,8 @@ def _split_options(
             _fail(verb, f"`{_clip(key)}=` is not an option here (accepted: {accepted})")
         if not value.strip():
             _fail(verb, f"`{key}=` needs a value")
+        if key in options:
+            _fail(verb, f"`{key}=` is given twice; give it once")
         options[key] = value.strip()
     return options, words
 
