@@ -298,8 +298,8 @@ class Shell:
         element = block.get("element") or {}
         label = _plain(block.get("label"))
         hint = _plain(block.get("hint")) if block.get("hint") else ""
-        if hint.startswith("⚠"):
-            self._print(f"  {hint}")
+        if hint:
+            self._print(f"  {hint}" if hint.startswith("⚠") else f"  ({hint})")
         options = element.get("options") or []
         if options:
             for number, option in enumerate(options, start=1):
