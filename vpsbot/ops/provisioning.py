@@ -249,20 +249,18 @@ def _unknown(typed: str, known: list[str]) -> str:
 
 
 def _summary(server: Server, request: CreateRequest) -> str:
-    plan = server.plan.name if server.plan else request.plan
-    system = server.os.name if server.os else request.os
-    backups = "on" if request.backups else "off"
-    return (
-        f"{plan}, {system}, {server.location or request.location}, backups "
-        f"{backups}; it is {server.status}"
-    )
+    """The announcement's account of a create: what was ordered, and its state."""
+    return f"{_choices(server, request)}; it is {server.status}"
 
 
 def _ordered(server: Server, request: CreateRequest) -> str:
+    """The audit entry's account of a create."""
+    return f"ordered {server.name} (id {server.id}): {_choices(server, request)}"
+
+
+def _choices(server: Server, request: CreateRequest) -> str:
     plan = server.plan.name if server.plan else request.plan
     system = server.os.name if server.os else request.os
     backups = "on" if request.backups else "off"
-    return (
-        f"ordered {server.name} (id {server.id}): {plan}, {system}, "
-        f"{server.location or request.location}, backups {backups}"
-    )
+    location = server.location or request.location
+    return f"{plan}, {system}, {location}, backups {backups}"

@@ -330,8 +330,22 @@ def _actor(
     return Actor(team, metadata.get("channel_id") or "", user, request_id(context))
 
 
-def _inline(problems: dict[str, str]) -> dict[str, str]:
-    return {field: f"{text[:1].upper()}{text[1:]}." for field, text in problems.items()}
+def _acknowledged(ack: Ack, problems: dict[str, str], title: str, doing: str) -> bool:
+    """Answer a submission: its problems inline, or ``doing`` (mrkdwn) in the dialog.
+
+    Returns whether the submission goes on to the work pool.
+    """
+    if problems:
+        inline = {
+            field: f"{text[:1].upper()}{text[1:]}." for field, text in problems.items()
+        }
+        ack(response_action="errors", errors=inline)
+        return False
+    ack(
+        response_action="update",
+        view=blocks.notice_view(title, f"{doing}…"),
+    )
+    return True
 
 
 def register(app: App, dialogs: ServerDialogs) -> None:
@@ -349,16 +363,10 @@ def register(app: App, dialogs: ServerDialogs) -> None:
             return
         typed = forms.read_create(view)
         problems = typed.request().problems() | forms.choice_problems(view)
-        if problems:
-            ack(response_action="errors", errors=_inline(problems))
-            return
-        ack(
-            response_action="update",
-            view=blocks.notice_view(
-                CREATE_TITLE, f"Creating *{messages.escape(typed.name)}*…"
-            ),
-        )
-        dialogs.submit_create(client, body, _actor(body, context, metadata), typed)
+        if _acknowledged(
+            ack, problems, CREATE_TITLE, f"Creating *{messages.escape(typed.name)}*"
+        ):
+            dialogs.submit_create(client, body, _actor(body, context, metadata), typed)
 
     def submit_update_view(
         ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
@@ -373,16 +381,10 @@ def register(app: App, dialogs: ServerDialogs) -> None:
             return
         edit = forms.read_edit(view)
         problems = edit.problems() | forms.choice_problems(view)
-        if problems:
-            ack(response_action="errors", errors=_inline(problems))
-            return
-        ack(
-            response_action="update",
-            view=blocks.notice_view(
-                EDIT_TITLE, f"Saving *{messages.escape(edit.name)}*…"
-            ),
-        )
-        dialogs.submit_edit(client, body, _actor(body, context, metadata), edit)
+        if _acknowledged(
+            ack, problems, EDIT_TITLE, f"Saving *{messages.escape(edit.name)}*"
+        ):
+            dialogs.submit_edit(client, body, _actor(body, context, metadata), edit)
 
     app.view(CREATE_VIEW)(submit_create_view)
     app.view(UPDATE_VIEW)(submit_update_view)
