@@ -220,3 +220,49 @@ def test_a_malformed_catalog_stops_serve_before_touching_the_database(
         "name must be a non-empty text"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plans.toml"]
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'v.db'}",
+        "PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vpsbot", "serve", "--sandbox", "--host", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0
+    assert "SIGTERM received; finishing acknowledged work, then stopping" in output
+    assert "Traceback" not in output

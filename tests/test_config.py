@@ -62,6 +62,17 @@ def test_values_are_parsed():
             "VPSBOT_FOLLOW_TIMEOUT must be a whole number, got '15m'",
         ),
         ({"VPSBOT_FOLLOW_TIMEOUT": "10"}, "VPSBOT_FOLLOW_TIMEOUT must be at least 30"),
+        (
+            {"VPSBOT_FOLLOW_TIMEOUT": "300000000000"},
+            "VPSBOT_FOLLOW_TIMEOUT must be at most 86400",
+        ),
+        (
+            {"VPSBOT_FOLLOW_TIMEOUT": "٣٠"},
+            "VPSBOT_FOLLOW_TIMEOUT must be a whole number, got '٣٠'",
+        ),
+        ({"PORT": "3_000"}, "PORT must be a whole number, got '3_000'"),
+        ({"VPSBOT_APPROVAL_TTL": "9999999"}, "VPSBOT_APPROVAL_TTL must be at most"),
+        ({"VPSBOT_WORKER_THREADS": "100000"}, "VPSBOT_WORKER_THREADS must be at most"),
     ],
 )
 def test_bad_values_name_the_variable(env, message):

@@ -167,3 +167,32 @@ def test_a_reboot_is_followed_and_the_announcement_updated():
     assert "@alice rebooted *web-01*" in announced
     assert "@alice rebooted *web-01*" in updated
     assert "web-01 is `active` after 0:0" in updated
+
+
+def test_an_inline_error_keeps_what_was_typed():
+    output = run_script(
+        [
+            "/vps policy create=allow",
+            "/vps create",
+            "-bad-",
+            "2",
+            "2",
+            "2",
+            "",
+            "1",
+            "web-09",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+
+    assert "  ! Use letters, digits and hyphens" in output
+    assert "Name [-bad-]: web-09" in output
+    assert "Plan [Performance VPS · 4 vCPU · 8 GB · 160 GB]: " in output
+    assert "Backups [On]: " in output
+    assert "ordered *web-09* (id 12349): Performance VPS, Debian 12, us-east, " in (
+        output
+    )

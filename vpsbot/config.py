@@ -84,18 +84,27 @@ class Settings:
             vps_api_token=get.secret("VPS_API_TOKEN"),
             database_url=get.database_url("DATABASE_URL"),
             admins=get.user_ids("VPSBOT_ADMINS"),
-            approval_ttl=get.integer("VPSBOT_APPROVAL_TTL", 3600, minimum=60) or 3600,
+            approval_ttl=get.integer(
+                "VPSBOT_APPROVAL_TTL", 3600, minimum=60, maximum=7 * 86400
+            )
+            or 3600,
             catalog_path=get.path("VPSBOT_CATALOG"),
             audit_retention_days=get.integer(
-                "VPSBOT_AUDIT_RETENTION_DAYS", None, minimum=1
+                "VPSBOT_AUDIT_RETENTION_DAYS", None, minimum=1, maximum=100 * 366
             ),
             slack_client_id=get.text("SLACK_CLIENT_ID"),
             slack_client_secret=get.secret("SLACK_CLIENT_SECRET"),
             secret_keys=get.fernet_keys("VPSBOT_SECRET_KEY"),
             log_format=get.choice("VPSBOT_LOG_FORMAT", ("text", "json"), "text"),
             port=get.integer("PORT", 3000, minimum=1, maximum=65535) or 3000,
-            worker_threads=get.integer("VPSBOT_WORKER_THREADS", 8, minimum=1) or 8,
-            follow_timeout=get.integer("VPSBOT_FOLLOW_TIMEOUT", 900, minimum=30) or 900,
+            worker_threads=get.integer(
+                "VPSBOT_WORKER_THREADS", 8, minimum=1, maximum=256
+            )
+            or 8,
+            follow_timeout=get.integer(
+                "VPSBOT_FOLLOW_TIMEOUT", 900, minimum=30, maximum=86400
+            )
+            or 900,
         )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             raise ConfigError(
@@ -212,10 +221,9 @@ class _Reader:
         value = self.text(name)
         if value is None:
             return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+        if not re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        number = int(value)
         if minimum is not None and number < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {number}")
         if maximum is not None and number > maximum:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,6 +67,21 @@ def _build(
     return bot, engine
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (systemd, Docker, Kubernetes) like Ctrl-C: a clean stop.
+
+    The work already acknowledged is finished and followed operations are
+    released for another process at once, instead of the process vanishing
+    with them.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        logger.info("SIGTERM received; finishing acknowledged work, then stopping")
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     """Serve Slack's requests over HTTP until interrupted.
 
@@ -85,6 +101,7 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
         app = SlackWsgiApp(
             bot.bolt, engine, signing_secret=settings.slack_signing_secret.value
         )
+        _stop_on_sigterm()
         logger.info("vpsbot serving on http://%s:%d/slack/events", host, settings.port)
         try:
             waitress.serve(
@@ -120,6 +137,7 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
     with _provider(settings, sandbox) as clients:
         bot, _ = _build(settings, clients, catalog)
         assert settings.slack_app_token is not None
+        _stop_on_sigterm()
         try:
             SocketModeHandler(bot.bolt, settings.slack_app_token.value).start()
         finally:

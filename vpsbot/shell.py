@@ -288,6 +288,8 @@ class Shell:
                 return
             for message in errors.values():
                 self._print(f"  ! {message}")
+            # As in Slack, the dialog stays open with what was typed.
+            view = _with_answers(view, values)
 
     def _ask_input(self, block: dict[str, Any]) -> str | None:
         """One input of a dialog: typed text, or an option by number or name.
@@ -548,6 +550,29 @@ def _json(body: str | None) -> dict[str, Any]:
     except ValueError:
         return {"text": body}
     return parsed if isinstance(parsed, dict) else {}
+
+
+def _with_answers(
+    view: dict[str, Any], values: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """A copy of ``view`` whose inputs hold the answers given to it."""
+    blocks = []
+    for block in view.get("blocks", []):
+        answer = next(iter((values.get(block.get("block_id")) or {}).values()), None)
+        if block.get("type") == "input" and answer is not None:
+            element = dict(block.get("element") or {})
+            chosen = [
+                option
+                for option in element.get("options") or []
+                if option.get("value") == answer
+            ]
+            if chosen:
+                element["initial_option"] = chosen[0]
+            elif not element.get("options"):
+                element["initial_value"] = answer
+            block = {**block, "element": element}
+        blocks.append(block)
+    return {**view, "blocks": blocks}
 
 
 def _view_errors(answer: dict[str, Any]) -> dict[str, str]:

@@ -247,9 +247,28 @@ def test_another_resting_status_ends_it_once_seen_twice(
         ("following", "error"),
         ("settled", "error"),
     ]
-    # Seen at 2 s, confirmed 2 s later.
+    # Seen at 2 s, confirmed 15 s later.
     assert row.polls == 2
-    assert (row.ended_at - row.started_at).total_seconds() == 4.0
+    assert (row.ended_at - row.started_at).total_seconds() == 17.0
+
+
+def test_a_passing_status_is_not_taken_for_the_end(
+    follower, session_factory, clock, sandbox, vps, notifier
+):
+    operation_id = start_reboot(vps, follower)
+    server_id = server_named(vps, "web-01").id
+    sandbox.set_status(server_id, "stopped")
+    clock.advance(2)
+    follower.run_once()
+    sandbox.set_status(server_id, "active")
+
+    row = _run_to_end(follower, session_factory, clock, operation_id)
+
+    assert [(p.state, p.status) for p in notifier.progress()] == [
+        ("following", "stopped"),
+        ("settled", "active"),
+    ]
+    assert row.result == "settled"
 
 
 def test_the_last_message_is_retried_after_slack_asks_to_wait(
@@ -356,3 +375,16 @@ def test_a_retry_after_beyond_the_timeout_gives_up_without_another_call(
     )
     assert row.result == "gave_up"
     follower.stop()
+
+
+def test_a_retry_after_beyond_reason_is_capped_not_a_crash(
+    follower, session_factory, clock, sandbox, vps, notifier
+):
+    operation_id = start_reboot(vps, follower)
+    sandbox.fail_next(429, retry_after="99999999999999")
+    clock.advance(2)
+    follower.run_once()
+
+    row = _row(session_factory, operation_id)
+    assert row.last_error == "rate_limited"
+    assert (row.next_poll_at - row.started_at).total_seconds() == 900.0

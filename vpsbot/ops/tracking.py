@@ -87,6 +87,12 @@ CREATE_NOT_FOUND_GRACE = 30.0
 FINAL_DELIVERY_GRACE = 900.0
 #: Seconds before retrying a message whose delivery failed for an unknown cause.
 NOTIFY_RETRY = 10.0
+#: Seconds before a second look confirms an unexpected resting status (a reboot
+#: that shows ``stopped``): long enough for a provider's stale read or a brief
+#: dip to pass, so a passing status is not reported as the end.
+CONFIRM_OTHER_STATUS = 15.0
+#: The longest wait vpsbot accepts from a Retry-After (provider or Slack).
+MAX_WAIT = 3600.0
 #: Seconds to wait when Slack says "slow down" without saying for how long.
 DEFAULT_NOTIFY_WAIT = 30.0
 #: Finished operations are deleted after this many seconds.
@@ -431,7 +437,7 @@ class Follower:
                     limit=min(room, self._claim_batch),
                 )
             if claimed:
-                logger.info("took over %d followed operations", len(claimed))
+                logger.info("took up %d followed operations", len(claimed))
             with session_scope(self._sessions) as session:
                 due = FollowedOperationRepository(session).due(
                     owner=self.owner, now=now, limit=room, exclude=busy
@@ -584,8 +590,9 @@ class Follower:
                 state = "settled"
             elif classify_status(status) != "transitional":
                 # Another resting status (a start that ends stopped, a reboot
-                # that ends in error) counts once seen twice in a row: the
-                # provider may still show the old status for a moment.
+                # that ends in error) counts once seen again after
+                # CONFIRM_OTHER_STATUS: the provider may show the old status
+                # for a moment.
                 if status == row.last_status and row.polls > 0:
                     state = "settled"
                 else:
@@ -601,9 +608,9 @@ class Follower:
 
         delay = self.backoff.delay(row.polls + 1, self._rand)
         if unconfirmed:
-            delay = self.backoff.first
+            delay = CONFIRM_OTHER_STATUS
         if retry_after is not None:
-            delay = max(delay, retry_after)
+            delay = max(delay, min(retry_after, MAX_WAIT))
         next_poll = min(now + timedelta(seconds=delay), deadline)
         values["next_poll_at"] = next_poll
 
@@ -690,7 +697,7 @@ class Follower:
         try:
             self._notifier.notify(operation, progress)
         except NotifyLaterError as exc:
-            until = now + timedelta(seconds=max(exc.retry_after, 1.0))
+            until = now + timedelta(seconds=min(max(exc.retry_after, 1.0), MAX_WAIT))
             with self._lock:
                 current = self._quiet_until.get(row.team_id)
                 if current is None or current < until:
