@@ -160,7 +160,7 @@ class Shell:
             ),
         )
         self._bot.follower.backoff = SHELL_BACKOFF
-        self._bot.follower.start()
+        self._bot.start_background()
         if self._interactive:
             # Imported for its effect: input() then edits lines with readline,
             # whose buffer the watcher draws again after printing an update.
