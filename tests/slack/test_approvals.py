@@ -367,9 +367,9 @@ def test_a_create_dialog_under_approve_becomes_a_request_and_creates_once(
         "Sent for approval; the request is in the channel."
     )
     request, public_id = _request_message(local_slack)
-    assert (
-        "*create web-03 (plan 1, OS 5, us-west, backups on, hostname "
-        in (request.body["text"])
+    assert request.body["text"] == (
+        f":raising_hand: <@{ALICE}> asks for approval to *create web-03 (Standard "
+        f"VPS, Ubuntu 22.04 LTS, us-west, backups on, hostname web-03.example.com)*"
     )
 
     slack.press(APPROVE_BUTTON, public_id, user=BOB)

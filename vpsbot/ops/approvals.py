@@ -303,6 +303,8 @@ class ApprovalOperations:
                 f"approval; nothing was asked. Run it again."
             )
         server = self._bind(actor, action)
+        if action.verb == "create":
+            action = self._with_names(action)
         if server is None:
             target = Target(None, str(action.params.get("name", "")))
         else:
@@ -824,6 +826,22 @@ class ApprovalOperations:
             return self._create.create(actor, request, reason=reason)
         raise ValueError(f"{verb!r} cannot be run from an approval")
 
+    def _with_names(self, action: PendingAction) -> PendingAction:
+        """A create with the names of its plan and system, for people to read.
+
+        The dialog submits ids; the request shows "Standard VPS", not "plan 1".
+        Only the configured catalog is consulted (no provider call): a choice
+        it does not know is shown as given.
+        """
+        params = dict(action.params)
+        plan = self._create.catalog.plan(str(params.get("plan", "")))
+        system = self._create.catalog.system(str(params.get("os", "")))
+        if plan is not None:
+            params["plan_name"] = plan.name
+        if system is not None:
+            params["os_name"] = system.name
+        return dataclasses.replace(action, params=params)
+
     def _bind(self, actor: Actor, action: PendingAction) -> Server | None:
         """The server the request is about, read now (``None`` for a create)."""
         if action.verb == "create":
@@ -947,8 +965,8 @@ def describe(verb: str, name: str, params: Mapping[str, Any]) -> str:
         return f"turn backups {'on' if params.get('enabled') else 'off'} for {name}"
     if verb == "create":
         parts = [
-            f"plan {params.get('plan')}",
-            f"OS {params.get('os')}",
+            str(params.get("plan_name") or f"plan {params.get('plan')}"),
+            str(params.get("os_name") or f"OS {params.get('os')}"),
             str(params.get("location")),
             f"backups {'on' if params.get('backups') else 'off'}",
         ]
