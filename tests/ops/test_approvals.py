@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
+from datetime import UTC, datetime
 
 import pytest
 
+from tests.ops.test_follow_leases import REPO_ROOT, _start_together
 from vpsbot import audit
 from vpsbot.catalog import Catalog
 from vpsbot.errors import ActionStateError, PermissionDeniedError, ServerLookupError
@@ -572,3 +576,54 @@ def test_fifty_threads_approving_at_once_run_the_action_once(parts, sandbox):
     assert reboots(sandbox) == [f"/api/v1/servers/{WEB01}/reboot/"]
     outcomes = [outcome for _, _, outcome in steps(parts.sessions)]
     assert outcomes == ["requested", "approved", "succeeded"]
+
+
+@pytest.mark.postgres
+def test_four_processes_approving_at_once_run_the_action_once(
+    database_url, session_factory, sandbox, sandbox_server, vps, tmp_path
+):
+    parts = Parts(session_factory, vps, _WallClock())
+    parts.policy(approvers=[BOB, CAROL])
+    parts.ask()
+    sandbox.reset_calls()
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.ops.approval_worker",
+                database_url,
+                sandbox_server.url,
+                "r-ask-1",
+                str(tmp_path / f"worker-{n}.jsonl"),
+                f"worker-{n}",
+                "3",
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for n in range(4)
+    ]
+    _start_together(tmp_path, workers)
+    outputs = [worker.communicate(timeout=90)[0] for worker in workers]
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output.decode()
+
+    kinds = [
+        json.loads(line)["kind"]
+        for path in tmp_path.glob("worker-*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert len(kinds) == 12
+    assert kinds.count("executed") == 1
+    assert kinds.count("decided") == 11
+    assert reboots(sandbox) == [f"/api/v1/servers/{WEB01}/reboot/"]
+    outcomes = [outcome for _, _, outcome in steps(parts.sessions)]
+    assert outcomes == ["requested", "approved", "succeeded"]
+    assert parts.approvals.find(TEAM, "r-ask-1").status == "executed"
+
+
+class _WallClock:
+    def utc(self):
+        return datetime.now(UTC)
