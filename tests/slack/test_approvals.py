@@ -81,6 +81,12 @@ def _ephemerals_to(local_slack, user: str) -> list[str]:
     ]
 
 
+def _stored_ts(session_factory) -> str | None:
+    with session_scope(session_factory) as session:
+        [row] = session.query(ApprovalRequest).all()
+        return row.message_ts
+
+
 def _reboots(sandbox) -> list[str]:
     return [path for method, path in sandbox.calls if path.endswith("/reboot/")]
 
@@ -108,9 +114,7 @@ def test_bob_approves_alices_reboot_and_it_runs_once(
     assert "web-01 (id 12345) · `active`" in fields
     assert "kernel update" in fields
     [redrawn] = local_slack.api_calls("chat.update")
-    assert redrawn.body["ts"] == local_slack.api_calls("chat.postMessage")[0].body.get(
-        "ts", redrawn.body["ts"]
-    )
+    assert redrawn.body["ts"] == _stored_ts(session_factory)
     assert buttons(redrawn.body) == []
     [drawn] = _updates_text(local_slack)
     assert f"Approved by <@{BOB}> at " in drawn
@@ -150,7 +154,8 @@ def test_the_request_message_is_updated_in_place(slack, session_factory, local_s
     [redrawn] = local_slack.api_calls("chat.update")
     assert redrawn.body["channel"] == CHANNEL
     assert posted.body["channel"] == CHANNEL
-    assert redrawn.body["ts"].startswith("17000000")
+    assert redrawn.body["ts"] == _stored_ts(session_factory)
+    assert redrawn.body["ts"] == "1700000001.000100"
 
 
 def test_alices_own_approve_is_refused(slack, session_factory, sandbox, local_slack):

@@ -79,10 +79,6 @@ logger = logging.getLogger(__name__)
 
 #: The operations a request can ask for.
 VERBS = ("start", "stop", "reboot", "create", "update", "rename", "backups", "delete")
-#: States in which a request is over.
-FINAL_STATES = frozenset(
-    {"rejected", "expired", "cancelled", "stale", "executed", "failed"}
-)
 #: Most requests listed by ``/vps approvals``.
 MAX_PENDING_LISTED = 20
 
