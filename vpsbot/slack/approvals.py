@@ -252,13 +252,16 @@ def waiting_note(approval: Approval, approvers: Sequence[str]) -> Blocks:
 
 
 def pending_blocks(approvals: Sequence[Approval]) -> Blocks:
-    """``/vps approvals``: this channel's open requests, each with its buttons."""
+    """``/vps approvals``: this channel's open requests, each with its buttons.
+
+    Two blocks a request: the core lists at most 20, well inside Slack's 50.
+    """
     count = len(approvals)
     title = f"*{count} pending approval request{'' if count == 1 else 's'}*"
     if not approvals:
         return [_section(title).to_dict(), _context("Nothing is waiting here.")]
     blocks: Blocks = [_section(title).to_dict()]
-    for approval in approvals[:15]:
+    for approval in approvals:
         reason = f"\nReason: {esc(approval.reason)}" if approval.reason else ""
         blocks.append(
             _section(
