@@ -66,14 +66,67 @@ def test_delete_dialog_prompts_for_the_name_and_refuses_a_wrong_one():
     assert "*3 servers*" in output
 
 
-def test_bob_cannot_change_the_policy_and_approve_rules_explain_themselves():
+def test_bob_cannot_change_the_policy_and_his_rename_waits_for_approval():
     output = run_script(
         [":as bob", "/vps policy power=deny", "/vps rename web-01 web-09"]
     )
 
     assert "You are now bob." in output
     assert "Only admins can change the policy. Admins: @alice." in output
-    assert "needs a second person's approval" in output
+    assert "@bob asks for approval to *rename web-01 to web-09*" in output
+    assert "[1] Approve  [2] Deny" in output
+    assert "[3] Cancel request" in output
+
+
+def test_bob_approves_alices_rename_and_it_runs():
+    output = run_script(
+        [
+            '/vps rename web-01 web-09 reason="naming"',
+            "1",
+            ":as bob",
+            "/vps approvals",
+            "4",
+            "/vps audit",
+        ]
+    )
+
+    assert "@alice asks for approval to *rename web-01 to web-09*" in output
+    assert "[only you] You cannot approve your own request" in output
+    assert "*1 pending approval request*" in output
+    assert "[4] Approve  [5] Deny" in output
+    assert (
+        "[only you] You approved @alice's request to *rename web-01 to web-09*: "
+        "web-01 is now called web-09." in output
+    )
+    assert ":white_check_mark: Approved by @bob at " in output
+    assert "@alice renamed *web-09* (id 12345): web-01 is now called web-09." in output
+    assert "@bob rename *web-01* → *approved* — approved U0ALICE's request" in output
+    assert "@alice rename *web-01* → *succeeded* — renamed web-01 to web-09" in output
+
+
+def test_a_create_dialog_becomes_a_request_that_bob_approves():
+    output = run_script(
+        [
+            "/vps create",
+            "web-03",
+            "2",
+            "2",
+            "2",
+            "",
+            "1",
+            ":as bob",
+            "1",
+            "/vps show web-03",
+        ]
+    )
+
+    assert (
+        "@alice asks for approval to *create web-03 (Performance VPS, Debian 12, "
+        "us-east, backups on)*" in output
+    )
+    assert "Sent for approval; the request is in the channel." in output
+    assert "@alice ordered *web-03* (id 12349)" in output
+    assert "*web-03* (id 12349)" in output.rsplit("/vps show web-03", 1)[1]
 
 
 def test_malformed_input_gets_one_sentence():

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
-from vpsbot.ops import Operations
+from vpsbot.ops import ApprovalExpiry, Operations
 from vpsbot.ops.tracking import Follower
 from vpsbot.slack import build_bolt_app
+from vpsbot.slack.approvals import ApprovalNotices
 from vpsbot.slack.progress import SlackProgress
 from vpsbot.slack.worker import Background
 from vpsbot.store import make_engine, make_session_factory
@@ -44,12 +45,22 @@ class VpsBot:
     vps: VpsClient
     sessions: sessionmaker[Session]
     follower: Follower
+    expiry: ApprovalExpiry
     follow_vps: VpsClient | None = None
 
+    def start_background(self) -> None:
+        """Start following operations and expiring approval requests."""
+        self.follower.start()
+        self.expiry.start()
+
     def close(self) -> None:
-        """Finish queued work, stop following (releasing leases), close connections."""
+        """Finish queued work, stop the background loops and close connections.
+
+        Stopping the follower releases its leases for other processes at once.
+        """
         self.background.wait_idle(timeout=30)
         self.background.shutdown()
+        self.expiry.stop()
         self.follower.stop()
         self.vps.close()
         if self.follow_vps is not None and self.follow_vps is not self.vps:
@@ -67,8 +78,9 @@ def create_app(
 ) -> VpsBot:
     """Build vpsbot for one workspace.
 
-    The follower of long operations is built but not started: ``serve``,
-    ``socket`` and ``shell`` start it (``bot.follower.start()``).
+    The follower of long operations and the expiry of approval requests are
+    built but not started: ``serve``, ``socket`` and ``shell`` start them
+    (``bot.start_background()``).
 
     Args:
         settings: the parsed configuration.
@@ -121,6 +133,7 @@ def create_app(
         vps=vps,
         admins=settings.admins,
         catalog=catalog or Catalog.load(settings.catalog_path),
+        approval_ttl=settings.approval_ttl,
     )
     background = Background(workers=settings.worker_threads)
     follower = Follower(
@@ -130,12 +143,14 @@ def create_app(
         timeout=settings.follow_timeout,
         workers=FOLLOW_THREADS,
     )
+    notices = ApprovalNotices(slack_client)
     bolt = build_bolt_app(
         signing_secret=settings.slack_signing_secret.value,
         client=slack_client,
         ops=ops,
         background=background,
         follower=follower,
+        notices=notices,
     )
     return VpsBot(
         bolt=bolt,
@@ -144,5 +159,6 @@ def create_app(
         vps=vps,
         sessions=sessions,
         follower=follower,
+        expiry=ApprovalExpiry(ops.approvals, notices),
         follow_vps=follow_vps,
     )

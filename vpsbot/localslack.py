@@ -48,6 +48,8 @@ class LocalSlack:
     team_id: str = "T0SHELL"
     bot_user_id: str = "U0VPSBOT"
     calls: list[SlackCall] = field(default_factory=list)
+    # User groups by id, with their members, for ``usergroups.users.list``.
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -180,6 +182,11 @@ class LocalSlack:
                 "ok": True,
                 "message_ts": f"{1_700_000_000 + next(self._ts)}.000200",
             }
+        if method == "usergroups.users.list":
+            members = self.groups.get(str(body.get("usergroup")))
+            if members is None:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": list(members)}
         if method in ("views.open", "views.update", "views.push"):
             view = _as_dict(body.get("view"))
             view_id = body.get("view_id") or f"V{next(self._views):08d}"

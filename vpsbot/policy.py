@@ -9,7 +9,7 @@ only means being allowed to change it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -92,6 +92,39 @@ def decide(rules: ChannelRules, action: Action, *, admins: tuple[str, ...]) -> D
         )
     logger.debug("policy %s -> %s (configured=%s)", action, rule, rules.configured)
     return decision
+
+
+def approvers(rules: ChannelRules, *, admins: tuple[str, ...]) -> tuple[str, ...]:
+    """Who approves requests here: the channel's list, or the admins when empty.
+
+    The list holds user ids (``U…``, ``W…``) and user-group ids (``S…``).
+    """
+    return rules.approvers or admins
+
+
+def may_approve(
+    user_id: str,
+    *,
+    requester: str,
+    rules: ChannelRules,
+    admins: tuple[str, ...],
+    members_of: Callable[[str], set[str]],
+) -> bool:
+    """Whether ``user_id`` may decide a request ``requester`` made here.
+
+    Nobody approves their own request. ``members_of`` resolves a user-group id
+    to its members' user ids; it is called only for groups, and only until one
+    of them holds the user.
+    """
+    if user_id == requester:
+        return False
+    for approver in approvers(rules, admins=admins):
+        if approver.startswith("S"):
+            if user_id in members_of(approver):
+                return True
+        elif approver == user_id:
+            return True
+    return False
 
 
 def allowed_actions(rules: ChannelRules) -> dict[Action, Rule]:

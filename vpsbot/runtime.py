@@ -63,7 +63,7 @@ def _build(
         follow_vps=follow_vps,
         catalog=catalog,
     )
-    bot.follower.start()
+    bot.start_background()
     return bot, engine
 
 

@@ -68,7 +68,9 @@ You are {user} (an admin). Switch with `:as bob` (not an admin) or `:as alice`.
 Type Slack commands such as `/vps help`, `/vps list`, `/vps show web-01`.
 Press a button by typing its number. `:help` lists shell commands, `:quit` leaves.
 In #ops, read, power and audit are allowed; create, modify and delete need
-approval (`/vps policy modify=allow delete=allow` lets alice try them directly).
+approval: ask as alice, then `:as bob` and press Approve (alice and bob approve
+each other's requests; `/vps approvals` lists what waits).
+`/vps policy modify=allow delete=allow` lets alice try them directly.
 """
 
 SHELL_HELP = """\
@@ -137,8 +139,16 @@ class Shell:
         upgrade_database(database_url)
         sessions = make_session_factory(make_engine(database_url))
         with session_scope(sessions) as session:
-            PolicyRepository(session).set_rules(
+            policies = PolicyRepository(session)
+            policies.set_rules(
                 team_id=TEAM, channel_id=CHANNEL, rules=DEMO_RULES, updated_by="shell"
+            )
+            # Each of the two users can approve what the other asks for.
+            policies.set_approvers(
+                team_id=TEAM,
+                channel_id=CHANNEL,
+                approvers=list(USERS.values()),
+                updated_by="shell",
             )
 
         settings = Settings(
@@ -160,7 +170,7 @@ class Shell:
             ),
         )
         self._bot.follower.backoff = SHELL_BACKOFF
-        self._bot.follower.start()
+        self._bot.start_background()
         if self._interactive:
             # Imported for its effect: input() then edits lines with readline,
             # whose buffer the watcher draws again after printing an update.

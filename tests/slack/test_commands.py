@@ -268,20 +268,32 @@ def test_a_lost_answer_to_a_reboot_is_looked_up_not_resent(
     )
 
 
-def test_approve_rule_says_approvals_are_not_available_yet(
-    slack, session_factory, sandbox
+def test_approve_rule_posts_an_approval_request_instead(
+    slack, session_factory, sandbox, local_slack
 ):
     set_policy(session_factory, {**ALL_ALLOWED, "modify": "approve"})
     sandbox.reset_calls()
 
-    _, name = slack.command("rename web-01 web-99")
+    _, name = slack.command('rename web-01 web-99 reason="naming scheme"')
 
-    text = slack.answer_text(name)
-    assert "needs a second person's approval" in text
-    assert "/vps policy modify=allow" in text
     assert not [m for m, _ in sandbox.calls if m == "PATCH"]
+    [request] = local_slack.api_calls("chat.postMessage")
+    assert request.body["channel"] == CHANNEL
+    assert [label for label, _, _ in buttons(request.body)] == ["Approve", "Deny"]
+    assert "asks for approval to *rename web-01 to web-99*" in request.body["text"]
+    [note] = slack.answers(name)
+    assert note["response_type"] == "ephemeral"
+    assert [label for label, _, _ in buttons(note)] == ["Cancel request"]
+    assert "is waiting for approval" in slack.answer_text(name)
     [row] = audit_rows(session_factory)
-    assert (row["action"], row["outcome"]) == ("rename", "denied")
+    assert (row["action"], row["outcome"], row["user"]) == (
+        "rename",
+        "requested",
+        ALICE,
+    )
+    assert row["detail"] == (
+        "approval requested: rename web-01 to web-99 (reason: naming scheme)"
+    )
 
 
 def test_rename_and_backups_send_one_patch_each(slack, session_factory, sandbox):
@@ -339,7 +351,7 @@ def test_help_marks_what_the_asker_may_do_here(slack, session_factory):
 def test_commands_of_later_versions_say_so(slack, session_factory):
     set_policy(session_factory, ALL_ALLOWED)
 
-    _, name = slack.command("approvals")
+    _, name = slack.command("audit export")
     assert "is not available in this version of vpsbot yet" in slack.answer_text(name)
 
 

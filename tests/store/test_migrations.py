@@ -22,6 +22,7 @@ from vpsbot.store.models import Base
 REPO_ROOT = Path(vpsbot.__file__).resolve().parent.parent
 STORE_TABLES = {
     "alembic_version",
+    "approval_requests",
     "audit_entries",
     "audit_head",
     "channel_policies",
@@ -41,7 +42,7 @@ def _tables(url: str) -> set[str]:
 def test_migrations_have_a_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
 
-    assert heads == ["0002"]
+    assert heads == ["0003"]
 
 
 def test_migrations_path_is_the_top_level_folder() -> None:
@@ -127,4 +128,5 @@ def test_alembic_command_takes_the_url_from_database_url(tmp_path: Path) -> None
     assert completed.returncode == 0, completed.stderr
     assert "Running upgrade  -> 0001" in completed.stderr
     assert "Running upgrade 0001 -> 0002" in completed.stderr
+    assert "Running upgrade 0002 -> 0003" in completed.stderr
     assert _tables(f"sqlite:///{path}") == STORE_TABLES

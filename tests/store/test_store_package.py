@@ -5,6 +5,7 @@ import vpsbot.store
 
 def test_store_exports_exactly_its_public_api() -> None:
     assert sorted(vpsbot.store.__all__) == [
+        "ApprovalRepository",
         "AuditRepository",
         "ClaimRepository",
         "FollowedOperationRepository",

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.catalog import Catalog
+from vpsbot.ops.approvals import (
+    Approval,
+    ApprovalExpiry,
+    ApprovalOperations,
+    PendingAction,
+    Verdict,
+)
 from vpsbot.ops.auditing import AuditFilters, AuditOperations
 from vpsbot.ops.context import Actor, new_request_id
 from vpsbot.ops.fields import FieldErrors
-from vpsbot.ops.guard import ApprovalUnavailableError, Guard, Target
+from vpsbot.ops.guard import ApprovalRequiredError, Guard, Target
 from vpsbot.ops.policies import PolicyOperations
 from vpsbot.ops.provisioning import CreateOperations, CreateRequest
 from vpsbot.ops.servers import ChangeResult, Edit, ServerOperations, StaleEditError
@@ -18,7 +25,10 @@ from vpsbot.vps import VpsClient
 
 __all__ = [
     "Actor",
-    "ApprovalUnavailableError",
+    "Approval",
+    "ApprovalExpiry",
+    "ApprovalOperations",
+    "ApprovalRequiredError",
     "AuditFilters",
     "ChangeResult",
     "CreateRequest",
@@ -26,8 +36,10 @@ __all__ = [
     "FieldErrors",
     "Guard",
     "Operations",
+    "PendingAction",
     "StaleEditError",
     "Target",
+    "Verdict",
     "new_request_id",
 ]
 
@@ -40,6 +52,7 @@ class Operations:
     create: CreateOperations
     policies: PolicyOperations
     audit: AuditOperations
+    approvals: ApprovalOperations
 
     @classmethod
     def build(
@@ -49,14 +62,27 @@ class Operations:
         vps: VpsClient,
         admins: tuple[str, ...],
         catalog: Catalog | None = None,
+        approval_ttl: float = 3600.0,
     ) -> Operations:
-        """Wire the use cases; ``catalog`` defaults to the shipped one."""
+        """Wire the use cases; ``catalog`` defaults to the shipped one.
+
+        ``approval_ttl`` is how many seconds an approval request stays open.
+        """
         guard = Guard(sessions, admins=admins)
+        servers = ServerOperations(guard=guard, vps=vps)
+        create = CreateOperations(
+            guard=guard, vps=vps, catalog=catalog or Catalog.load()
+        )
         return cls(
-            servers=ServerOperations(guard=guard, vps=vps),
-            create=CreateOperations(
-                guard=guard, vps=vps, catalog=catalog or Catalog.load()
-            ),
+            servers=servers,
+            create=create,
             policies=PolicyOperations(guard=guard, sessions=sessions),
             audit=AuditOperations(guard=guard, sessions=sessions),
+            approvals=ApprovalOperations(
+                guard=guard,
+                sessions=sessions,
+                servers=servers,
+                create=create,
+                ttl_seconds=approval_ttl,
+            ),
         )

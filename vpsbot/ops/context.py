@@ -22,12 +22,19 @@ def new_request_id() -> str:
 
 @dataclass(frozen=True)
 class Actor:
-    """The person behind one request, and the channel the request came from."""
+    """The person behind one request, and the channel the request came from.
+
+    ``approval_id`` and ``approved_verb`` are set only when an approved request
+    runs: the actor is then the requester, under the original request id, and
+    the guard lets that verb pass an ``approve`` rule (never a ``deny``).
+    """
 
     team_id: str
     channel_id: str
     user_id: str
     request_id: str
+    approval_id: int | None = None
+    approved_verb: str | None = None
 
 
 def with_reason(detail: str, reason: str | None) -> str:

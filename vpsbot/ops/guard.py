@@ -39,8 +39,19 @@ SERVER_CLAIM_TTL = 300.0
 DELIVERY_MEMORY_SECONDS = 24 * 3600.0
 
 
-class ApprovalUnavailableError(UserError):
-    """The action needs approval, and approval requests are not built yet."""
+class ApprovalRequiredError(UserError):
+    """The channel's rule for this action is ``approve``: nothing was done.
+
+    The Slack layer (and the shell, which drives the same app) turns it into an
+    approval request; ``decision`` is the policy decision that asked for one.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(
+            f"{decision.reason} in this channel; ask for it where approval "
+            f"requests can be posted."
+        )
 
 
 @dataclass(frozen=True)
@@ -99,28 +110,33 @@ class Guard:
     ) -> None:
         """Let the attempt through, or (when ``audited``) audit the refusal and raise.
 
+        An ``approve`` rule lets through an actor who carries an approval of
+        this very verb (``actor.approval_id``), and a check made only to open a
+        dialog (``audited=False``): its submission becomes the request. It
+        raises ``ApprovalRequiredError`` otherwise, without an audit entry: the
+        request that follows is recorded as ``requested``. ``deny`` always
+        refuses.
+
         Raises:
             PermissionDeniedError: the rule is ``deny``.
-            ApprovalUnavailableError: the rule is ``approve``.
+            ApprovalRequiredError: the rule is ``approve`` and nothing approves it.
             StoreUnavailableError: the database did not answer.
         """
         decision = self.decision(actor, verb)
         if decision.allowed:
             return
         if decision.rule == "approve":
-            if audited:
-                self.record(
-                    actor,
+            if actor.approval_id is not None and actor.approved_verb == verb:
+                logger.debug(
+                    "%s under approval %s [%s]",
                     verb,
-                    "denied",
-                    target,
-                    "approval required; approval requests are not available yet",
+                    actor.approval_id,
+                    actor.request_id,
                 )
-            raise ApprovalUnavailableError(
-                f"{decision.reason} in this channel, and approval requests are "
-                f"not available in this version of vpsbot yet. An admin can allow "
-                f"it here with `/vps policy {decision.action}=allow`."
-            )
+                return
+            if not audited:
+                return
+            raise ApprovalRequiredError(decision)
         if audited:
             self.record(
                 actor, verb, "denied", target, f"policy: {decision.action}=deny"

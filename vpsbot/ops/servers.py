@@ -26,7 +26,7 @@ from vpsbot.errors import (
 from vpsbot.ops import fields
 from vpsbot.ops.context import Actor, as_server_id, with_reason
 from vpsbot.ops.fields import FieldErrors
-from vpsbot.ops.guard import Guard, Target
+from vpsbot.ops.guard import ApprovalRequiredError, Guard, Target
 from vpsbot.vps import (
     InvalidInputError,
     NotFoundError,
@@ -171,6 +171,15 @@ class ServerOperations:
                 f"{server.name} is {server.status}; it can be deleted once it settles."
             )
         return server
+
+    def find(self, actor: Actor, ref: str) -> Server:
+        """A server by id or exact name, read now; no policy check, no audit.
+
+        Raises:
+            ServerLookupError: no such server, or a name several servers have.
+            VpsApiError: the provider failed.
+        """
+        return self._find(actor, ref, detailed=False)
 
     def refuse_delete(
         self, actor: Actor, *, server_id: int, expected_name: str, typed: str
@@ -482,6 +491,10 @@ class ServerOperations:
                 with self._audited_failure(actor, "delete", target, reason):
                     sent = True
                     self._vps.delete(server.id, request_id=actor.request_id)
+        except ApprovalRequiredError:
+            # The submission becomes an approval request; sent again, it must
+            # not become a second one.
+            raise
         except (UserError, StoreUnavailableError, VpsApiError):
             if not sent:
                 # Nothing reached the provider: the same dialog may be sent again.

@@ -1,7 +1,8 @@
 """Buttons on server cards: Show, Start, Stop, Reboot and Delete.
 
 The policy is checked again on every click, as it stands at that moment; the
-card a button sits on may be hours old.
+card a button sits on may be hours old. A power button under an ``approve``
+rule posts an approval request instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from vpsbot.ops import Actor
+from vpsbot.ops import Actor, ApprovalRequiredError, PendingAction
 from vpsbot.ops.context import as_server_id
 from vpsbot.slack import blocks, messages
 from vpsbot.slack.context import SlackContext, actor_from_action
@@ -100,7 +101,11 @@ def _power(
     replies: Replies,
     delivery: str | None,
 ) -> None:
-    result = slack.ops.servers.power(actor, verb, server_id, delivery=delivery)
+    try:
+        result = slack.ops.servers.power(actor, verb, server_id, delivery=delivery)
+    except ApprovalRequiredError:
+        slack.approvals.ask(actor, PendingAction(verb, server_id), replies)
+        return
     text = messages.announcement(actor, result, None)
     if not result.audit_recorded:
         text += "\n" + messages.audit_not_recorded()

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from vpsbot.ops import Actor, ChangeResult, Operations
 from vpsbot.ops.tracking import Follower
 from vpsbot.slack import actions, commands, editing, middleware, views
+from vpsbot.slack.approvals import ApprovalDesk, ApprovalNotices
 from vpsbot.slack.context import SlackContext
 from vpsbot.slack.editing import ServerDialogs
 from vpsbot.slack.replies import Replies
@@ -47,6 +48,7 @@ def build_bolt_app(
     ops: Operations,
     background: Background,
     follower: Follower | None = None,
+    notices: ApprovalNotices | None = None,
 ) -> App:
     """A Bolt app for one workspace, answering through ``client``.
 
@@ -56,6 +58,7 @@ def build_bolt_app(
         ops: the use cases.
         background: the pools that run work after acknowledgement.
         follower: follows announced long operations (none: not followed).
+        notices: redraws approval requests (default: one on ``client``).
     """
     app = App(
         client=client,
@@ -72,11 +75,20 @@ def build_bolt_app(
     ) -> None:
         commands.announce_change(actor, replies, result, reason, follow=slack.follow)
 
+    desk = ApprovalDesk(
+        ops=ops,
+        background=background,
+        notices=notices or ApprovalNotices(client),
+        announce=announce,
+    )
     slack = SlackContext(
         ops=ops,
         background=background,
-        dialogs=DeleteDialogs(ops=ops, background=background),
-        server_dialogs=ServerDialogs(ops=ops, background=background, announce=announce),
+        dialogs=DeleteDialogs(ops=ops, background=background, ask=desk.ask),
+        server_dialogs=ServerDialogs(
+            ops=ops, background=background, announce=announce, ask=desk.ask
+        ),
+        approvals=desk,
         follower=follower,
     )
     middleware.register(app)
@@ -84,4 +96,5 @@ def build_bolt_app(
     actions.register(app, slack)
     views.register(app, slack.dialogs)
     editing.register(app, slack.server_dialogs)
+    desk.register(app)
     return app

@@ -248,7 +248,11 @@ def delete_view(server: Server, metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _HELP_LINES = {
-    "read": ["`/vps list [status] [location]`", "`/vps show <server>`"],
+    "read": [
+        "`/vps list [status] [location]`",
+        "`/vps show <server>`",
+        "`/vps approvals`",
+    ],
     "power": ["`/vps start|stop|reboot <server>`"],
     "create": [
         "`/vps create` (a dialog)",
@@ -264,7 +268,7 @@ _HELP_LINES = {
 }
 _RULE_WORDS = {
     "allow": "you may",
-    "approve": "needs approval",
+    "approve": "needs approval (posts a request another approver decides)",
     "deny": "not allowed here",
 }
 

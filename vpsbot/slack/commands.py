@@ -9,8 +9,17 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from vpsbot.ops import Actor, AuditFilters, ChangeResult, FieldErrors, Operations
+from vpsbot.ops import (
+    Actor,
+    ApprovalRequiredError,
+    AuditFilters,
+    ChangeResult,
+    FieldErrors,
+    Operations,
+    PendingAction,
+)
 from vpsbot.slack import blocks, messages
+from vpsbot.slack.approvals import pending_blocks
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
 from vpsbot.slack.parsing import USAGE, Command, ParseError, parse
@@ -20,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 # SlackContext.follow: (actor, result, headline, ts) -> operation id or None.
 Follow = Callable[[Actor, ChangeResult, str, str | None], object]
+# ApprovalDesk.ask: turns an action under an ``approve`` rule into a request.
+Ask = Callable[[Actor, PendingAction, Replies], None]
+# The verbs that change a server without a dialog.
+_CHANGES = ("start", "stop", "reboot", "create", "rename", "backups")
 
 
 def register(app: App, slack: SlackContext) -> None:
@@ -78,7 +91,12 @@ def register(app: App, slack: SlackContext) -> None:
                 actor.request_id,
                 replies.ephemeral,
                 lambda: run_command(
-                    slack.ops, command, actor, replies, follow=slack.follow
+                    slack.ops,
+                    command,
+                    actor,
+                    replies,
+                    follow=slack.follow,
+                    ask=slack.approvals.ask,
                 ),
             )
         ack()
@@ -93,12 +111,23 @@ def run_command(
     replies: Replies,
     *,
     follow: Follow | None = None,
+    ask: Ask | None = None,
 ) -> None:
     """Carry out a parsed command that opens no dialog, and answer it.
 
     ``follow`` is called after a create or power action was announced, so that
-    the announcement is updated until the server settles.
+    the announcement is updated until the server settles. ``ask`` turns a
+    change under an ``approve`` rule into an approval request; without it the
+    refusal is answered as is.
     """
+    if command.verb in _CHANGES and (command.verb != "create" or command.create):
+        try:
+            _change(ops, command, actor, replies, follow)
+        except ApprovalRequiredError:
+            if ask is None:
+                raise
+            ask(actor, pending_action(command), replies)
+        return
     verb = command.verb
     if verb == "help":
         rules = ops.policies.current(actor)
@@ -127,11 +156,35 @@ def run_command(
             messages.escape(f"{server.name}: {server.status}"),
             blocks.server_card(server),
         )
-    elif verb in ("start", "stop", "reboot"):
+    elif verb == "approvals":
+        pending = ops.approvals.pending(actor)
+        plural = "" if len(pending) == 1 else "s"
+        replies.ephemeral(
+            f"{len(pending)} pending approval request{plural}", pending_blocks(pending)
+        )
+    elif verb == "audit":
+        _audit(ops, command, actor, replies)
+    elif verb == "policy":
+        _policy(ops, command, actor, replies)
+    elif verb == "connect":
+        replies.ephemeral(messages.connect_single_workspace())
+    else:
+        replies.ephemeral(messages.not_available_yet(verb))
+
+
+def _change(
+    ops: Operations,
+    command: Command,
+    actor: Actor,
+    replies: Replies,
+    follow: Follow | None,
+) -> None:
+    """A power action, one-line create, rename or backups change, announced."""
+    verb = command.verb
+    if verb in ("start", "stop", "reboot"):
         result = ops.servers.power(
             actor, verb, command.server or "", reason=command.reason
         )
-        announce_change(actor, replies, result, command.reason, follow=follow)
     elif verb == "create" and command.create is not None:
         try:
             result = ops.create.create(actor, command.create, reason=command.reason)
@@ -141,25 +194,27 @@ def run_command(
                 f"Usage: `{USAGE['create']}`"
             )
             return
-        announce_change(actor, replies, result, command.reason, follow=follow)
     elif verb == "rename":
         result = ops.servers.rename(
             actor, command.server or "", command.new_name or "", reason=command.reason
         )
-        announce_change(actor, replies, result, command.reason)
-    elif verb == "backups":
+    else:
         result = ops.servers.set_backups(
             actor, command.server or "", bool(command.enabled), reason=command.reason
         )
-        announce_change(actor, replies, result, command.reason)
-    elif verb == "audit":
-        _audit(ops, command, actor, replies)
-    elif verb == "policy":
-        _policy(ops, command, actor, replies)
-    elif verb == "connect":
-        replies.ephemeral(messages.connect_single_workspace())
-    else:
-        replies.ephemeral(messages.not_available_yet(verb))
+    announce_change(actor, replies, result, command.reason, follow=follow)
+
+
+def pending_action(command: Command) -> PendingAction:
+    """A typed change as an approval request will run it."""
+    if command.verb == "create" and command.create is not None:
+        return PendingAction.of_create(command.create, command.reason)
+    params: dict[str, object] = {}
+    if command.verb == "rename":
+        params["new_name"] = command.new_name
+    elif command.verb == "backups":
+        params["enabled"] = bool(command.enabled)
+    return PendingAction(command.verb, command.server, params, command.reason)
 
 
 def announce_change(

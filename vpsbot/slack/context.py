@@ -12,6 +12,7 @@ from vpsbot.ops.tracking import EXPECTED_STATUS, Follower
 from vpsbot.slack.worker import Background
 
 if TYPE_CHECKING:
+    from vpsbot.slack.approvals import ApprovalDesk
     from vpsbot.slack.editing import ServerDialogs
     from vpsbot.slack.views import DeleteDialogs
 
@@ -26,6 +27,7 @@ class SlackContext:
     background: Background
     dialogs: DeleteDialogs
     server_dialogs: ServerDialogs
+    approvals: ApprovalDesk
     follower: Follower | None = None
 
     def follow(

@@ -24,10 +24,12 @@ from slack_sdk.errors import SlackApiError
 from vpsbot.errors import RepeatedSubmissionError
 from vpsbot.ops import (
     Actor,
+    ApprovalRequiredError,
     ChangeResult,
     Edit,
     FieldErrors,
     Operations,
+    PendingAction,
     StaleEditError,
 )
 from vpsbot.slack import blocks, forms, messages
@@ -44,6 +46,13 @@ CREATE_TITLE = "Create server"
 EDIT_TITLE = "Edit server"
 
 Announce = Callable[[Actor, Replies, ChangeResult, str | None], None]
+# ApprovalDesk.ask: turns a submission under an ``approve`` rule into a request.
+Ask = Callable[[Actor, PendingAction, Replies], None]
+
+SENT_FOR_APPROVAL = (
+    "Sent for approval; the request is in the channel. You will be told there "
+    "when someone decides."
+)
 
 
 class ServerDialogs:
@@ -53,14 +62,22 @@ class ServerDialogs:
         ops: the use cases.
         background: the pools that run work after acknowledgement.
         announce: tells the channel about a change (and starts following it).
+        ask: turns a submission under an ``approve`` rule into an approval
+            request (none: the refusal is shown in the dialog).
     """
 
     def __init__(
-        self, *, ops: Operations, background: Background, announce: Announce
+        self,
+        *,
+        ops: Operations,
+        background: Background,
+        announce: Announce,
+        ask: Ask | None = None,
     ) -> None:
         self._ops = ops
         self._background = background
         self._announce = announce
+        self._ask = ask
 
     # Opening
 
@@ -151,6 +168,16 @@ class ServerDialogs:
                 logger.info("repeated create submission [%s]", actor.request_id)
                 self._show(client, view_id, _received_before(CREATE_TITLE))
                 return
+            except ApprovalRequiredError:
+                if self._ask is None:
+                    raise
+                self._ask(
+                    actor, PendingAction.of_create(typed.request(), reason), replies
+                )
+                self._show(
+                    client, view_id, blocks.notice_view(CREATE_TITLE, SENT_FOR_APPROVAL)
+                )
+                return
             except FieldErrors as exc:
                 catalog = self._ops.create.choices(actor)
                 self._show(
@@ -207,6 +234,21 @@ class ServerDialogs:
             except RepeatedSubmissionError:
                 logger.info("repeated edit submission [%s]", actor.request_id)
                 self._show(client, view_id, _received_before(EDIT_TITLE))
+                return
+            except ApprovalRequiredError:
+                if self._ask is None:
+                    raise
+                action = PendingAction.of_update(
+                    int(metadata["server_id"]),
+                    edit,
+                    opened=opened,
+                    opened_at=parse_timestamp(metadata.get("updated_at")),
+                    reason=reason,
+                )
+                self._ask(actor, action, replies)
+                self._show(
+                    client, view_id, blocks.notice_view(EDIT_TITLE, SENT_FOR_APPROVAL)
+                )
                 return
             except FieldErrors as exc:
                 form = forms.edit_view(

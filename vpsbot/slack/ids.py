@@ -16,3 +16,9 @@ CREATE_VIEW = "vps_create"
 UPDATE_VIEW = "vps_update"
 # The create and edit dialogs' inputs: one block per field, named as the field.
 FORM_ACTION = "value"
+
+# Approval requests: the buttons on the request message (value: the request's
+# public id) and the requester's own Cancel.
+APPROVE_BUTTON = "vps_approve"
+DENY_BUTTON = "vps_deny"
+CANCEL_REQUEST_BUTTON = "vps_approval_cancel"

@@ -43,6 +43,10 @@ class Replies:
     def response_url(self) -> str | None:
         return self._response_url
 
+    @property
+    def client(self) -> WebClient:
+        return self._client
+
     def ephemeral(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Answer the asker only."""
         if self._response_url:

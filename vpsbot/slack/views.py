@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from vpsbot.errors import StoreUnavailableError, UserError
-from vpsbot.ops import Actor, Operations
+from vpsbot.ops import Actor, ApprovalRequiredError, Operations, PendingAction
 from vpsbot.slack import blocks, messages
 from vpsbot.slack.context import request_id
 from vpsbot.slack.ids import DELETE_NAME_ACTION, DELETE_NAME_BLOCK, DELETE_VIEW
@@ -29,12 +30,23 @@ from vpsbot.vps import VpsApiError
 logger = logging.getLogger(__name__)
 
 
-class DeleteDialogs:
-    """Opens, fills in and carries out the Delete confirmation dialog."""
+# ApprovalDesk.ask: turns a delete under an ``approve`` rule into a request.
+Ask = Callable[[Actor, PendingAction, Replies], None]
 
-    def __init__(self, *, ops: Operations, background: Background) -> None:
+
+class DeleteDialogs:
+    """Opens, fills in and carries out the Delete confirmation dialog.
+
+    Under an ``approve`` rule the dialog still opens, and its submission is
+    handed to ``ask`` as an approval request.
+    """
+
+    def __init__(
+        self, *, ops: Operations, background: Background, ask: Ask | None = None
+    ) -> None:
         self._ops = ops
         self._background = background
+        self._ask = ask
 
     def open_delete(
         self,
@@ -110,13 +122,24 @@ class DeleteDialogs:
         reason = metadata.get("reason")
 
         def delete() -> None:
-            result = self._ops.servers.delete(
-                actor,
-                server_id=int(metadata["server_id"]),
-                expected_name=str(metadata["server_name"]),
-                submission_id=view_id,
-                reason=reason,
-            )
+            server_id = int(metadata["server_id"])
+            expected = str(metadata["server_name"])
+            try:
+                result = self._ops.servers.delete(
+                    actor,
+                    server_id=server_id,
+                    expected_name=expected,
+                    submission_id=view_id,
+                    reason=reason,
+                )
+            except ApprovalRequiredError:
+                if self._ask is None:
+                    raise
+                action = PendingAction(
+                    "delete", str(server_id), {"expected_name": expected}, reason
+                )
+                self._ask(actor, action, replies)
+                return
             text = messages.announcement(actor, result, reason)
             if not result.audit_recorded:
                 text += "\n" + messages.audit_not_recorded()

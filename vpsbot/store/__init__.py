@@ -10,6 +10,7 @@ import logging
 
 from vpsbot.store.migrate import migrations_current, upgrade_database
 from vpsbot.store.repositories import (
+    ApprovalRepository,
     AuditRepository,
     ClaimRepository,
     FollowedOperationRepository,
@@ -25,6 +26,7 @@ from vpsbot.store.session import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ApprovalRepository",
     "AuditRepository",
     "ClaimRepository",
     "FollowedOperationRepository",

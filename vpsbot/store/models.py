@@ -1,4 +1,5 @@
-"""The tables: channel policies, the audit log and its head, once-only claims."""
+"""The tables: channel policies, the audit log and its head, once-only claims,
+followed operations and approval requests."""
 
 from __future__ import annotations
 
@@ -220,4 +221,82 @@ class FollowedOperation(Base):
             f"FollowedOperation(id={self.id!r}, verb={self.verb!r}, "
             f"server_id={self.server_id!r}, last_status={self.last_status!r}, "
             f"owner={self.owner!r}, result={self.result!r})"
+        )
+
+
+# The states of an approval request; see ``vpsbot.ops.approvals``.
+APPROVAL_STATES = (
+    "pending",
+    "approved",
+    "rejected",
+    "expired",
+    "cancelled",
+    "stale",
+    "executed",
+    "failed",
+)
+
+
+def _approval_state_check() -> CheckConstraint:
+    allowed = ", ".join(f"'{state}'" for state in APPROVAL_STATES)
+    return CheckConstraint(f"status IN ({allowed})", name="status")
+
+
+class ApprovalRequest(Base):
+    """An action waiting for (or past) a second person's decision.
+
+    ``request_id`` is the id of the Slack request that asked for the action;
+    every audit entry of the request's steps carries it, and it is the public
+    id the request message's buttons hold. ``server_id``, ``server_name`` and
+    ``server_status`` bind the request to the server as it was when asked
+    (a create has no server id yet; ``server_name`` is then the new name).
+    ``params`` is JSON text with what the action needs to run as asked.
+    ``status`` only moves forward, each step by a conditional UPDATE.
+    """
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (
+        UniqueConstraint("request_id"),
+        _approval_state_check(),
+        Index(
+            "ix_approval_requests_team_id_channel_id_status",
+            "team_id",
+            "channel_id",
+            "status",
+        ),
+        Index("ix_approval_requests_status_expires_at", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+    request_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    channel_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    requester: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    verb: Mapped[str] = mapped_column(String(16))
+    server_id: Mapped[int | None] = mapped_column(BigInteger)
+    server_name: Mapped[str] = mapped_column(String(255))
+    server_status: Mapped[str | None] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(Text, default="{}", server_default=text("'{}'"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(SLACK_ID_LENGTH))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How the request ended, in a sentence (shown on the request message).
+    outcome: Mapped[str | None] = mapped_column(Text)
+    # The request message in the channel, when it could be posted as one.
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    # The requester's response_url, to tell them how it went; never logged.
+    response_url: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"ApprovalRequest(id={self.id!r}, request_id={self.request_id!r}, "
+            f"verb={self.verb!r}, server_id={self.server_id!r}, "
+            f"status={self.status!r})"
         )

@@ -19,6 +19,7 @@ from vpsbot.errors import VpsbotError
 from vpsbot.store.models import (
     POLICY_ACTIONS,
     POLICY_RULES,
+    ApprovalRequest,
     AuditEntry,
     AuditHead,
     ChannelPolicy,
@@ -493,3 +494,111 @@ class FollowedOperationRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class ApprovalRepository:
+    """Approval requests and the once-only moves between their states.
+
+    Every change of ``status`` is one conditional UPDATE that names the state
+    it leaves: of any number of callers racing to move a request (clicks in
+    several processes, the expiry loop), one matches and the others find the
+    row already moved. On PostgreSQL a second UPDATE waits for the first to
+    commit and then checks its WHERE clause again against the new row.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, row: ApprovalRequest) -> int:
+        """Insert a new request and return its id."""
+        self._session.add(row)
+        self._session.flush()
+        return row.id
+
+    def get(self, approval_id: int) -> ApprovalRequest | None:
+        """One request by its row id, read afresh."""
+        query = (
+            select(ApprovalRequest)
+            .where(ApprovalRequest.id == approval_id)
+            .execution_options(populate_existing=True)
+        )
+        return self._session.scalars(query).first()
+
+    def find(self, request_id: str) -> ApprovalRequest | None:
+        """One request by its public id (the asking request's id), read afresh."""
+        query = (
+            select(ApprovalRequest)
+            .where(ApprovalRequest.request_id == request_id)
+            .execution_options(populate_existing=True)
+        )
+        return self._session.scalars(query).first()
+
+    def move(
+        self,
+        approval_id: int,
+        *,
+        leaving: str,
+        values: Mapping[str, Any],
+        open_at: datetime | None = None,
+    ) -> bool:
+        """Write ``values`` (a new ``status`` among them) if the row is in ``leaving``.
+
+        Args:
+            approval_id: the row.
+            leaving: the state the row must be in for the write to happen.
+            values: the columns to set.
+            open_at: when given, the row must also not have expired by then.
+
+        Returns:
+            Whether this caller moved the row.
+        """
+        statement = update(ApprovalRequest).where(
+            ApprovalRequest.id == approval_id, ApprovalRequest.status == leaving
+        )
+        if open_at is not None:
+            statement = statement.where(ApprovalRequest.expires_at > open_at)
+        moved = self._session.scalars(
+            statement.values(**values)
+            .returning(ApprovalRequest.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        return moved is not None
+
+    def set_message(self, approval_id: int, message_ts: str) -> None:
+        """Remember the request message's ``ts``, so it can be redrawn."""
+        self._session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == approval_id)
+            .values(message_ts=message_ts)
+            .execution_options(synchronize_session=False)
+        )
+
+    def pending_in(
+        self, *, team_id: str, channel_id: str, now: datetime, limit: int
+    ) -> list[ApprovalRequest]:
+        """A channel's requests still open at ``now``, oldest first."""
+        query = (
+            select(ApprovalRequest)
+            .where(
+                ApprovalRequest.team_id == team_id,
+                ApprovalRequest.channel_id == channel_id,
+                ApprovalRequest.status == "pending",
+                ApprovalRequest.expires_at > now,
+            )
+            .order_by(ApprovalRequest.created_at, ApprovalRequest.id)
+            .limit(limit)
+        )
+        return list(self._session.scalars(query))
+
+    def overdue(self, *, now: datetime, limit: int) -> list[int]:
+        """Ids of pending requests whose time ran out by ``now``, oldest first."""
+        query = (
+            select(ApprovalRequest.id)
+            .where(
+                ApprovalRequest.status == "pending",
+                ApprovalRequest.expires_at <= now,
+            )
+            .order_by(ApprovalRequest.expires_at)
+            .limit(limit)
+        )
+        return list(self._session.scalars(query))
