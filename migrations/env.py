@@ -13,6 +13,7 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from vpsbot.config import Settings
@@ -21,6 +22,9 @@ from vpsbot.store.models import Base
 from vpsbot.store.session import make_engine
 
 logger = logging.getLogger(__name__)
+
+# An arbitrary 64-bit number naming vpsbot's migration lock in PostgreSQL.
+MIGRATION_LOCK_KEY = 7_220_191_813_004_001
 
 config = context.config
 target_metadata = Base.metadata
@@ -67,6 +71,13 @@ def run_migrations_online() -> None:
                 transactional_ddl=True if sqlite else None,
             )
             with context.begin_transaction():
+                if not sqlite:
+                    # Processes starting together on one database take turns:
+                    # the second finds the work done instead of redoing it.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": MIGRATION_LOCK_KEY},
+                    )
                 context.run_migrations()
     finally:
         engine.dispose()

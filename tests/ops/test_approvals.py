@@ -315,6 +315,7 @@ def test_the_requesters_own_deny_and_cancel_withdraw_the_request(parts, sandbox)
     ]
     assert steps(parts.sessions, "r-ask-2") == [
         (ALICE, "reboot", "requested"),
+        (BOB, "reboot", "denied"),
         (ALICE, "reboot", "cancelled"),
     ]
 

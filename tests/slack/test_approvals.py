@@ -264,7 +264,7 @@ def test_an_expired_requests_buttons_say_so_and_nothing_runs(
     assert slack.answer_text(again) == slack.answer_text(answer)
     [drawn] = _updates_text(local_slack)
     assert "Expired at " in drawn
-    assert "nobody decided within 1 hour; nothing was done." in drawn
+    assert "without a decision; nothing was done." in drawn
     assert _outcomes(session_factory) == [
         (ALICE, "reboot", "requested"),
         (ALICE, "reboot", "expired"),
@@ -468,3 +468,43 @@ def test_a_request_for_a_server_renamed_meanwhile_goes_stale(
         f"<@{BOB}> approved your request to *reboot web-01*, but: Stale: web-01 "
         f"was renamed to web-11; nothing was done"
     ]
+
+
+def test_a_request_that_cannot_be_posted_is_withdrawn_not_left_open(
+    slack, session_factory, sandbox, local_slack
+):
+    _setup(session_factory)
+    local_slack.fail("chat.postMessage", "ratelimited", status=429, retry_after=30)
+
+    _, answer = slack.command("reboot web-01")
+
+    assert slack.answer_text(answer) == (
+        "vpsbot could not post your approval request in this channel (Slack "
+        "answered ratelimited), so it was withdrawn and nothing was done. Please "
+        "try again in a minute."
+    )
+    with session_scope(session_factory) as session:
+        [row] = session.query(ApprovalRequest).all()
+        assert (row.status, row.message_ts) == ("cancelled", None)
+        public_id = row.request_id
+    sandbox.reset_calls()
+    _, bob_answer = slack.press(APPROVE_BUTTON, public_id, user=BOB)
+    assert _reboots(sandbox) == []
+    assert "cancelled" in slack.answer_text(bob_answer).lower()
+    assert _outcomes(session_factory) == [
+        (ALICE, "reboot", "requested"),
+        (ALICE, "reboot", "cancelled"),
+    ]
+
+
+def test_a_long_escaped_reason_is_clipped_to_slacks_field_limit(
+    slack, session_factory, local_slack
+):
+    _setup(session_factory)
+
+    slack.command('reboot web-01 reason="' + "&" * 500 + '"')
+
+    request, _ = _request_message(local_slack)
+    reason_field = request.body["blocks"][1]["fields"][1]["text"]
+    assert len(reason_field) <= 2000
+    assert reason_field.endswith("&amp;…")

@@ -383,16 +383,22 @@ class ApprovalOperations:
                 team_id=actor.team_id,
                 channel_id=actor.channel_id,
                 now=self._clock(),
-                limit=MAX_PENDING_LISTED,
+                # One more than is shown, so the list can say there are more.
+                limit=MAX_PENDING_LISTED + 1,
             )
             found = [Approval.from_row(row) for row in rows]
         count = len(found)
+        shown = (
+            f"more than {MAX_PENDING_LISTED}"
+            if count > MAX_PENDING_LISTED
+            else str(count)
+        )
         self._guard.record(
             actor,
             "list",
             "succeeded",
             Target(),
-            f"{count} pending approval request{'' if count == 1 else 's'}",
+            f"{shown} pending approval request{'' if count == 1 else 's'}",
         )
         return found
 
@@ -478,12 +484,42 @@ class ApprovalOperations:
         if not approval.pending:
             return Verdict("decided", approval)
         if actor.user_id != approval.requester:
+            self._guard.record(
+                approval.actor(actor.user_id),
+                approval.verb,
+                "denied",
+                approval.target,
+                "tried to cancel someone else's request",
+            )
             return Verdict("not_requester", approval)
         if approval.expires_at <= now:
             return self._expire(approval, now) or Verdict(
                 "decided", self._reload(approval)
             )
         return self._cancel(approval, now)
+
+    def withdraw(self, approval: Approval, why: str) -> bool:
+        """Close a pending request nobody could see (its message was not posted).
+
+        Audited as ``cancelled`` with ``why``. Returns whether this call closed it.
+
+        Raises:
+            StoreUnavailableError: the database did not answer.
+        """
+        now = self._clock()
+        moved = self._step(
+            approval,
+            leaving="pending",
+            open_at=None,
+            values={
+                "status": "cancelled",
+                "decided_by": approval.requester,
+                "decided_at": now,
+                "outcome": f"Withdrawn: {why}",
+            },
+            audit=(approval.requester, "cancelled", f"withdrawn: {why}"),
+        )
+        return moved is not None
 
     # Expiring
 

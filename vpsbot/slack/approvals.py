@@ -31,8 +31,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from vpsbot.errors import UserError
 from vpsbot.ops import Actor, Approval, ChangeResult, Operations, PendingAction
-from vpsbot.ops.approvals import Verdict
+from vpsbot.ops.approvals import MAX_PENDING_LISTED, Verdict
 from vpsbot.policy import OPERATION_ACTIONS
 from vpsbot.slack import messages
 from vpsbot.slack.context import actor_from_action
@@ -48,6 +49,8 @@ Announce = Callable[[Actor, Replies, ChangeResult, str | None], None]
 Blocks = list[dict[str, Any]]
 
 MAX_SECTION = 3000
+# Slack's limit for one field of a section.
+MAX_FIELD = 2000
 
 
 # Text
@@ -112,7 +115,10 @@ def ending(approval: Approval) -> str:
             f"nothing was done."
         )
     if status == "expired":
-        return f":hourglass: Expired at {decided}: {outcome}; nothing was done."
+        return (
+            f":hourglass: Expired at {when(approval.expires_at)} without a "
+            f"decision; nothing was done."
+        )
     return f"{esc(status)}: {outcome}"
 
 
@@ -196,7 +202,11 @@ def requester_text(verdict: Verdict) -> str:
 def request_blocks(approval: Approval, *, buttons: bool = True) -> Blocks:
     """The request message: who asks what, why, and (while open) the buttons."""
     fields = [f"*Server*\n{server_line(approval)}"]
-    fields.append(f"*Reason*\n{esc(approval.reason) if approval.reason else '—'}")
+    label = "*Reason*\n"
+    reason = (
+        _clip(esc(approval.reason), MAX_FIELD - len(label)) if approval.reason else "—"
+    )
+    fields.append(label + reason)
     fields.append(f"*Asked*\n{when(approval.created_at)}")
     fields.append(f"*Expires*\n{when(approval.expires_at)}")
     blocks: list[Block] = [
@@ -258,10 +268,15 @@ def pending_blocks(approvals: Sequence[Approval]) -> Blocks:
     """
     count = len(approvals)
     title = f"*{count} pending approval request{'' if count == 1 else 's'}*"
+    if count > MAX_PENDING_LISTED:
+        title = (
+            f"*More than {MAX_PENDING_LISTED} pending approval requests*; the "
+            f"oldest {MAX_PENDING_LISTED} are shown"
+        )
     if not approvals:
         return [_section(title).to_dict(), _context("Nothing is waiting here.")]
     blocks: Blocks = [_section(title).to_dict()]
-    for approval in approvals:
+    for approval in approvals[:MAX_PENDING_LISTED]:
         reason = f"\nReason: {esc(approval.reason)}" if approval.reason else ""
         blocks.append(
             _section(
@@ -404,7 +419,25 @@ class ApprovalDesk:
         approval = self._ops.approvals.request(
             actor, action, response_url=replies.response_url
         )
-        ts = replies.announce(headline(approval), request_blocks(approval))
+        try:
+            ts = replies.announce(headline(approval), request_blocks(approval))
+        except Exception as exc:
+            # A request nobody can see must not stay open to be approved.
+            error = _slack_error(exc)
+            logger.warning(
+                "approval request %s could not be posted (%s); withdrawing it [%s]",
+                approval.id,
+                error,
+                actor.request_id,
+            )
+            self._ops.approvals.withdraw(
+                approval, f"the request message could not be posted ({error})"
+            )
+            raise UserError(
+                f"vpsbot could not post your approval request in this channel "
+                f"(Slack answered {error}), so it was withdrawn and nothing was "
+                f"done. Please try again in a minute."
+            ) from exc
         if ts is not None:
             self._ops.approvals.set_message(approval, ts)
         else:
@@ -510,3 +543,21 @@ def _error(exc: SlackApiError) -> str:
 
 
 _DAMAGED = "This button does not name an approval request; nothing was done."
+
+
+def _slack_error(exc: Exception) -> str:
+    """The error word of a failed Web API call, for people and logs."""
+    if isinstance(exc, SlackApiError) and exc.response is not None:
+        return str(exc.response.get("error") or "an error")
+    return type(exc).__name__
+
+
+def _clip(text: str, limit: int) -> str:
+    """Shorten mrkdwn to ``limit`` characters without cutting an escape in two."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
