@@ -216,6 +216,31 @@ def test_a_user_group_approver_is_resolved_through_slack(
     assert [call.body["usergroup"] for call in groups] == ["S0OPS", "S0OPS"]
 
 
+def test_a_group_slack_cannot_read_just_now_decides_nothing(
+    slack, session_factory, sandbox, local_slack
+):
+    _setup(session_factory, approvers=["S0OPS"])
+    local_slack.groups["S0OPS"] = [CAROL]
+    slack.command("reboot web-01")
+    _, public_id = _request_message(local_slack)
+    sandbox.reset_calls()
+    local_slack.fail("usergroups.users.list", "ratelimited", status=429, retry_after=1)
+
+    _, first = slack.press(APPROVE_BUTTON, public_id, user=CAROL)
+    _, second = slack.press(APPROVE_BUTTON, public_id, user=CAROL)
+
+    assert slack.answer_text(first).startswith(
+        "vpsbot could not check the user groups that approve here just now"
+    )
+    assert slack.answer_text(second).startswith("You approved ")
+    assert _reboots(sandbox) == [f"/api/v1/servers/{WEB01}/reboot/"]
+    assert [outcome for _, _, outcome in _outcomes(session_factory)] == [
+        "requested",
+        "approved",
+        "succeeded",
+    ]
+
+
 def test_deny_runs_nothing_and_says_who_denied(
     slack, session_factory, sandbox, local_slack
 ):

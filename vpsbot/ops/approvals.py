@@ -54,6 +54,7 @@ from vpsbot.errors import (
     ServerLookupError,
     StoreUnavailableError,
     UserError,
+    VpsbotError,
 )
 from vpsbot.ops.context import Actor, with_reason
 from vpsbot.ops.guard import Guard, Target
@@ -83,6 +84,14 @@ VERBS = ("start", "stop", "reboot", "create", "update", "rename", "backups", "de
 MAX_PENDING_LISTED = 20
 
 MembersOf = Callable[[str], set[str]]
+
+
+class GroupUnreadableError(VpsbotError):
+    """A user group's members could not be read just now (try again later).
+
+    Raised by a ``MembersOf`` for a passing failure, such as a rate limit; a
+    group that cannot be read for good should count as empty instead.
+    """
 
 
 def utc_now() -> datetime:
@@ -216,7 +225,8 @@ class Verdict:
             ended); ``rejected``; ``cancelled``; ``expired``; ``closed`` (the
             policy now denies the action); or, with nothing changed: ``self``
             (the requester's own Approve), ``not_approver``, ``not_requester``
-            (someone else's Cancel) and ``decided`` (it was decided before).
+            (someone else's Cancel), ``unchecked`` (an approver group could not
+            be read just now) and ``decided`` (it was decided before).
         approval: the request as it stands afterwards.
         result: the change, when the approved action ran.
         approvers: who may approve here, for a ``not_approver`` answer.
@@ -230,7 +240,13 @@ class Verdict:
     @property
     def changed(self) -> bool:
         """Whether this click moved the request (its message needs redrawing)."""
-        return self.kind not in ("self", "not_approver", "not_requester", "decided")
+        return self.kind not in (
+            "self",
+            "not_approver",
+            "not_requester",
+            "unchecked",
+            "decided",
+        )
 
 
 class ExpiryNotifier(Protocol):
@@ -444,13 +460,17 @@ class ApprovalOperations:
             )
             return Verdict("self", approval)
         rules = self._guard.rules(approval.actor(actor.user_id))
+        unreadable: list[str] = []
         if not may_approve(
             actor.user_id,
             requester=approval.requester,
             rules=rules,
             admins=self._guard.admins,
-            members_of=_safe(members_of),
+            members_of=_safe(members_of, unreadable),
         ):
+            if unreadable:
+                # Not a refusal: whether they may decide is not known yet.
+                return Verdict("unchecked", approval)
             self._guard.record(
                 approval.actor(actor.user_id),
                 approval.verb,
@@ -1026,12 +1046,18 @@ def _edit_of(data: Mapping[str, Any]) -> Edit:
     )
 
 
-def _safe(members_of: MembersOf) -> MembersOf:
-    """``members_of`` that treats a group it cannot read as empty."""
+def _safe(members_of: MembersOf, unreadable: list[str]) -> MembersOf:
+    """``members_of`` that treats a group it cannot read as empty.
+
+    Groups that could not be read only for now are added to ``unreadable``.
+    """
 
     def members(group_id: str) -> set[str]:
         try:
             return set(members_of(group_id))
+        except GroupUnreadableError:
+            unreadable.append(group_id)
+            return set()
         except Exception:
             logger.warning("could not read the members of user group %s", group_id)
             return set()

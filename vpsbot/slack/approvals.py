@@ -33,7 +33,7 @@ from slack_sdk.webhook import WebhookClient
 
 from vpsbot.errors import UserError
 from vpsbot.ops import Actor, Approval, ChangeResult, Operations, PendingAction
-from vpsbot.ops.approvals import MAX_PENDING_LISTED, Verdict
+from vpsbot.ops.approvals import MAX_PENDING_LISTED, GroupUnreadableError, Verdict
 from vpsbot.policy import OPERATION_ACTIONS
 from vpsbot.slack import messages
 from vpsbot.slack.context import actor_from_action
@@ -49,6 +49,8 @@ Announce = Callable[[Actor, Replies, ChangeResult, str | None], None]
 Blocks = list[dict[str, Any]]
 
 MAX_SECTION = 3000
+# Slack errors that pass: a group lookup failing so is tried again on the next click.
+_PASSING_ERRORS = {"ratelimited", "internal_error", "fatal_error", "request_timeout"}
 # Slack's limit for one field of a section.
 MAX_FIELD = 2000
 
@@ -158,6 +160,12 @@ def verdict_text(verdict: Verdict) -> str:
         )
     if kind == "not_requester":
         return "Only the person who asked can cancel this request."
+    if kind == "unchecked":
+        return (
+            "vpsbot could not check the user groups that approve here just now "
+            "(Slack asked it to wait), so nothing was decided. Please press again "
+            "in a moment."
+        )
     return already(approval)
 
 
@@ -373,12 +381,20 @@ class ApprovalNotices:
         try:
             response = self._client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 429 or status >= 500 or _error(exc) in _PASSING_ERRORS:
+                logger.info(
+                    "user group %s unreadable for now: %s", group_id, _error(exc)
+                )
+                raise GroupUnreadableError(group_id) from exc
             logger.warning(
                 "could not read user group %s: %s; no one in it may approve",
                 group_id,
                 _error(exc),
             )
             return set()
+        except OSError as exc:
+            raise GroupUnreadableError(group_id) from exc
         users = response.get("users")
         return {str(user) for user in users} if isinstance(users, list) else set()
 
@@ -547,9 +563,7 @@ _DAMAGED = "This button does not name an approval request; nothing was done."
 
 def _slack_error(exc: Exception) -> str:
     """The error word of a failed Web API call, for people and logs."""
-    if isinstance(exc, SlackApiError) and exc.response is not None:
-        return str(exc.response.get("error") or "an error")
-    return type(exc).__name__
+    return _error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
 
 
 def _clip(text: str, limit: int) -> str:
