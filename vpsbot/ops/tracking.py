@@ -463,13 +463,21 @@ class Follower:
     # The loop and the pool
 
     def _loop(self) -> None:
+        paused = False
         while not self._stopping.is_set():
             try:
                 self.run_once(wait=False)
             except StoreUnavailableError:
-                logger.warning("following paused: the database did not answer")
+                # Said once per outage, not once per tick.
+                if not paused:
+                    logger.warning("following paused: the database did not answer")
+                paused = True
             except Exception:
                 logger.exception("following: one round failed")
+            else:
+                if paused:
+                    logger.info("following resumed: the database answers again")
+                paused = False
             self._wake.wait(self._tick_interval)
             self._wake.clear()
 
@@ -730,10 +738,16 @@ class Follower:
                 },
             )
             return
-        except Exception:
-            logger.exception(
-                "could not show progress of operation %s [%s]", row.id, row.request_id
+        except Exception as exc:
+            # Retried every NOTIFY_RETRY seconds: one line each, the trace on debug.
+            logger.warning(
+                "could not show progress of operation %s: %s: %s [%s]",
+                row.id,
+                type(exc).__name__,
+                exc,
+                row.request_id,
             )
+            logger.debug("progress failure of operation %s", row.id, exc_info=True)
             if progress.final:
                 ended = row.ended_at or now
                 if _seconds(now - ended) >= FINAL_DELIVERY_GRACE:
