@@ -628,3 +628,35 @@ def test_four_processes_approving_at_once_run_the_action_once(
 class _WallClock:
     def utc(self):
         return datetime.now(UTC)
+
+
+def test_withdrawing_a_request_someone_decided_meanwhile_changes_nothing(parts):
+    approval = parts.ask()
+    parts.decide(BOB)
+
+    withdrawn = parts.approvals.withdraw(approval, "the request message failed")
+
+    assert withdrawn is False
+    assert parts.approvals.find(TEAM, "r-ask-1").status == "executed"
+    assert [outcome for _, _, outcome in steps(parts.sessions)] == [
+        "requested",
+        "approved",
+        "succeeded",
+    ]
+
+
+def test_withdrawing_an_unseen_request_closes_it_once(parts, sandbox):
+    approval = parts.ask()
+    sandbox.reset_calls()
+
+    first = parts.approvals.withdraw(approval, "the request message failed")
+    second = parts.approvals.withdraw(approval, "the request message failed")
+    verdict = parts.decide(BOB)
+
+    assert (first, second) == (True, False)
+    assert verdict.kind == "decided"
+    assert sandbox.calls == []
+    assert steps(parts.sessions) == [
+        (ALICE, "reboot", "requested"),
+        (ALICE, "reboot", "cancelled"),
+    ]

@@ -446,9 +446,17 @@ class ApprovalDesk:
                 error,
                 actor.request_id,
             )
-            self._ops.approvals.withdraw(
+            if not self._ops.approvals.withdraw(
                 approval, f"the request message could not be posted ({error})"
-            )
+            ):
+                # Someone decided it meanwhile (it was listed in /vps approvals);
+                # that decision tells the requester how it ended.
+                logger.info(
+                    "approval request %s was decided before it could be withdrawn [%s]",
+                    approval.id,
+                    actor.request_id,
+                )
+                return
             raise UserError(
                 f"vpsbot could not post your approval request in this channel "
                 f"(Slack answered {error}), so it was withdrawn and nothing was "

@@ -158,10 +158,9 @@ def run_command(
         )
     elif verb == "approvals":
         pending = ops.approvals.pending(actor)
-        plural = "" if len(pending) == 1 else "s"
-        replies.ephemeral(
-            f"{len(pending)} pending approval request{plural}", pending_blocks(pending)
-        )
+        listing = pending_blocks(pending)
+        # The notification text is the list's own headline, without its markup.
+        replies.ephemeral(listing[0]["text"]["text"].replace("*", ""), listing)
     elif verb == "audit":
         _audit(ops, command, actor, replies)
     elif verb == "policy":
