@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from vpsbot.store.models import AuditEntry, AuditHead
-from vpsbot.store.repositories import AuditRepository
+from vpsbot.store.repositories import AUDIT_BATCH_SIZE, AuditRepository
 from vpsbot.store.session import begin_read_only
 
 logger = logging.getLogger(__name__)
@@ -231,8 +232,11 @@ def query(
     )
 
 
-def to_dict(entry: AuditEntry) -> dict[str, Any]:
-    """The export shape of one entry: the keys of ``FIELDS``, in order."""
+def to_dict(entry: AuditEntry | Row[Any]) -> dict[str, Any]:
+    """The export shape of one entry: the keys of ``FIELDS``, in order.
+
+    ``entry`` is an ``AuditEntry`` or a row with the same column names.
+    """
     return {
         "at": format_time(entry.at),
         "team": entry.team,
@@ -254,8 +258,12 @@ def export(
     fmt: str = "jsonl",
     since: datetime | None = None,
     until: datetime | None = None,
+    batch_size: int = AUDIT_BATCH_SIZE,
 ) -> int:
     """Write every entry, oldest first, streaming from the database.
+
+    Entries are read ``batch_size`` at a time and written as they come, so
+    memory stays flat however many there are.
 
     Args:
         session: a session that has not run anything yet, so that on SQLite
@@ -265,6 +273,7 @@ def export(
             then one row per entry; an absent value is an empty cell).
         since: only entries at or after this time.
         until: only entries before this time.
+        batch_size: entries read per query.
 
     Returns:
         How many entries were written.
@@ -276,13 +285,15 @@ def export(
         raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
 
     begin_read_only(session)
-    entries = AuditRepository(session).iter_all(since=since, until=until)
+    entries = AuditRepository(session).iter_all(
+        since=since, until=until, batch_size=batch_size
+    )
     if fmt == "jsonl":
         return _write_jsonl(entries, out)
     return _write_csv(entries, out)
 
 
-def _write_jsonl(entries: Iterator[AuditEntry], out: TextIO) -> int:
+def _write_jsonl(entries: Iterator[Row[Any]], out: TextIO) -> int:
     count = 0
     for entry in entries:
         out.write(json.dumps(to_dict(entry), ensure_ascii=False) + "\n")
@@ -290,7 +301,7 @@ def _write_jsonl(entries: Iterator[AuditEntry], out: TextIO) -> int:
     return count
 
 
-def _write_csv(entries: Iterator[AuditEntry], out: TextIO) -> int:
+def _write_csv(entries: Iterator[Row[Any]], out: TextIO) -> int:
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     count = 0
@@ -300,14 +311,16 @@ def _write_csv(entries: Iterator[AuditEntry], out: TextIO) -> int:
     return count
 
 
-def verify(session: Session) -> VerifyResult:
+def verify(session: Session, *, batch_size: int = AUDIT_BATCH_SIZE) -> VerifyResult:
     """Walk the whole chain and report the first entry that does not fit.
 
-    Reads in append order and keeps only the previous entry in memory.
+    Reads in append order, ``batch_size`` entries per query, and keeps only
+    one batch in memory.
 
     Args:
-        session: a session that has not run anything yet, so that on SQLite
-            the walk reads a snapshot without blocking writers.
+        session: a session that has not run anything yet, so that the walk
+            reads one snapshot (without blocking writers on SQLite).
+        batch_size: entries read per query.
     """
     begin_read_only(session)
     repository = AuditRepository(session)
@@ -315,7 +328,7 @@ def verify(session: Session) -> VerifyResult:
     expected_seq = 1
     prev_hash = GENESIS_HASH
     checked = 0
-    for entry in repository.iter_all():
+    for entry in repository.iter_all(batch_size=batch_size):
         checked += 1
         problem = _chain_problem(entry, expected_seq, prev_hash)
         if problem is not None:
@@ -365,7 +378,9 @@ def _end_problem(
     return None
 
 
-def _chain_problem(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | None:
+def _chain_problem(
+    entry: AuditEntry | Row[Any], expected_seq: int, prev_hash: str
+) -> str | None:
     if entry.seq > expected_seq:
         return _gap_problem(expected_seq, entry.seq)
     if entry.seq < expected_seq:
@@ -392,8 +407,11 @@ def _gap_problem(expected_seq: int, found_seq: int) -> str:
     return f"{missing} (the chain jumps from {last_good} to {found_seq})"
 
 
-def entry_hash(entry: AuditEntry) -> str:
-    """The hex SHA-256 an entry should carry, from its content and ``prev_hash``."""
+def entry_hash(entry: AuditEntry | Row[Any]) -> str:
+    """The hex SHA-256 an entry should carry, from its content and ``prev_hash``.
+
+    ``entry`` is an ``AuditEntry`` or a row with the same column names.
+    """
     content = {
         "at": format_time(entry.at),
         "team": entry.team,
