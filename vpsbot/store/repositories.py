@@ -20,6 +20,7 @@ from vpsbot.store.models import (
     POLICY_ACTIONS,
     POLICY_RULES,
     ApprovalRequest,
+    AuditCheckpoint,
     AuditEntry,
     AuditHead,
     ChannelPolicy,
@@ -234,6 +235,18 @@ class ClaimRepository:
         )
         return self._session.scalars(takeover).first() is not None
 
+    def prune_expired(self, *, now: datetime) -> int:
+        """Delete claims whose expiry has passed; how many went.
+
+        Claims held for good (no expiry) stay.
+        """
+        result = self._session.execute(
+            delete(Claim)
+            .where(Claim.expires_at.is_not(None), Claim.expires_at < now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)
+
     def release(self, *, key: str, request_id: str) -> None:
         """Let go of ``key``, but only if ``request_id`` still holds it."""
         self._session.execute(
@@ -333,11 +346,14 @@ class AuditRepository:
         self,
         *,
         after_seq: int = 0,
+        through_seq: int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         batch_size: int = AUDIT_BATCH_SIZE,
     ) -> Iterator[Row[Any]]:
         """Every entry after ``after_seq`` in append order, as plain rows.
+
+        With ``through_seq``, stops after the entry at that position.
 
         Pages by ``seq`` (keyset paging): each batch of ``batch_size`` rows is
         one query that starts after the last ``seq`` of the batch before, so
@@ -357,6 +373,8 @@ class AuditRepository:
             base = base.where(AuditEntry.at >= since)
         if until is not None:
             base = base.where(AuditEntry.at < until)
+        if through_seq is not None:
+            base = base.where(AuditEntry.seq <= through_seq)
         last_seq = after_seq
         while True:
             rows = self._session.execute(base.where(AuditEntry.seq > last_seq)).all()
@@ -364,6 +382,52 @@ class AuditRepository:
             if len(rows) < batch_size:
                 return
             last_seq = rows[-1].seq
+
+    def latest_checkpoint(self) -> AuditCheckpoint | None:
+        """Where retention last cut the log, or ``None`` if it never did."""
+        query = select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)
+        return self._session.scalars(query).first()
+
+    def first_seq_through(self, seq: int) -> int | None:
+        """The lowest ``seq`` at or before ``seq``, or ``None`` if none is left."""
+        return self._session.scalar(
+            select(func.min(AuditEntry.seq)).where(AuditEntry.seq <= seq)
+        )
+
+    def first_seq_since(self, moment: datetime, *, after_seq: int) -> int | None:
+        """The lowest ``seq`` after ``after_seq`` of an entry at or after ``moment``."""
+        return self._session.scalar(
+            select(func.min(AuditEntry.seq)).where(
+                AuditEntry.at >= moment, AuditEntry.seq > after_seq
+            )
+        )
+
+    def last_seq(self) -> int | None:
+        """The highest ``seq`` in the table, or ``None`` when it is empty."""
+        return self._session.scalar(select(func.max(AuditEntry.seq)))
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of the entry at ``seq``, if there is one."""
+        return self._session.scalar(
+            select(AuditEntry.hash).where(AuditEntry.seq == seq)
+        )
+
+    def delete_through(self, seq: int) -> int:
+        """Delete every entry at or before ``seq``; how many went.
+
+        Only retention calls this, with a checkpoint in the same transaction.
+        """
+        result = self._session.execute(
+            delete(AuditEntry)
+            .where(AuditEntry.seq <= seq)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)
+
+    def add_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        """Insert ``checkpoint`` and flush."""
+        self._session.add(checkpoint)
+        self._session.flush()
 
 
 class FollowedOperationRepository:
