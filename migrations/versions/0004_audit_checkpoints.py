@@ -41,6 +41,8 @@ _INDEXES = (
     ),
 )
 
+_BY_NAME = "ix_audit_entries_team_channel_server_name_at_seq"
+
 
 def upgrade() -> None:
     """Upgrade schema."""
@@ -63,10 +65,15 @@ def upgrade() -> None:
     for old, _, new, columns in _INDEXES:
         op.create_index(op.f(new), "audit_entries", columns)
         op.drop_index(op.f(old), "audit_entries")
+    # ``/vps audit server:web-1`` filters by name when no id is given.
+    op.create_index(
+        op.f(_BY_NAME), "audit_entries", ["team", "channel", "server_name", "at", "seq"]
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_index(op.f(_BY_NAME), "audit_entries")
     for old, columns, new, _ in _INDEXES:
         op.create_index(op.f(old), "audit_entries", columns)
         op.drop_index(op.f(new), "audit_entries")

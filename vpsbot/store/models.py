@@ -95,6 +95,14 @@ class AuditEntry(Base):
             "seq",
         ),
         Index(
+            "ix_audit_entries_team_channel_server_name_at_seq",
+            "team",
+            "channel",
+            "server_name",
+            "at",
+            "seq",
+        ),
+        Index(
             "ix_audit_entries_team_channel_user_at_seq",
             "team",
             "channel",
