@@ -2,7 +2,9 @@
 
 Every attempt at an action becomes one entry. Entries are only appended, in
 the caller's transaction, and form a hash chain: each one's ``hash`` covers its
-content, its position ``seq`` and the previous entry's hash. ``verify`` walks
+content, its position ``seq`` and the previous entry's hash. Only retention
+(``prune``) removes entries, from the oldest end, leaving a checkpoint that
+``verify`` starts from. ``verify`` walks
 the chain and names the first entry that was changed, removed or inserted
 behind the program's back.
 
@@ -271,8 +273,8 @@ def export(
     memory stays flat however many there are.
 
     Args:
-        session: a session that has not run anything yet, so that on SQLite
-            the export reads a snapshot without blocking writers.
+        session: a session that has not run anything yet, so that the export
+            reads one snapshot (without blocking writers on SQLite).
         out: where to write text.
         fmt: ``jsonl`` (one JSON object per line) or ``csv`` (a header row,
             then one row per entry; an absent value is an empty cell).

@@ -75,7 +75,8 @@ class ChannelPolicy(Base):
 class AuditEntry(Base):
     """One attempt at an action, as one link of the audit hash chain.
 
-    Rows are only ever inserted. ``seq`` numbers them without gaps, and
+    Rows are only inserted, and deleted only by retention (``audit.prune``),
+    oldest first, behind a checkpoint. ``seq`` numbers them without gaps, and
     ``hash`` covers the content plus ``prev_hash``, the previous row's hash.
     """
 
