@@ -629,6 +629,27 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
+def test_a_paged_export_reads_one_snapshot_across_its_pages(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # One entry per query: the append made after the first page must not
+    # appear on a later one (REPEATABLE READ on PostgreSQL, WAL on SQLite).
+    _fill(session_factory, 3)
+    out = _CallOnFirstWrite(
+        lambda: _record(session_factory, request_id="written-meanwhile")
+    )
+
+    with session_scope(session_factory) as session:
+        count = audit.export(session, out, batch_size=1)
+
+    assert count == 3
+    assert [json.loads(line)["request_id"] for line in out.getvalue().splitlines()] == [
+        "req-1",
+        "req-2",
+        "req-3",
+    ]
+
+
 # Verifying
 
 
