@@ -167,6 +167,44 @@ def test_only_a_leading_run_is_removed(
     assert _verify(session_factory) == audit.VerifyResult(ok=True, checked=3)
 
 
+def test_one_pruning_removes_at_most_max_entries(
+    session_factory: sessionmaker[Session],
+) -> None:
+    _fill(session_factory, 10)
+
+    result = _prune(session_factory, max_entries=3)
+
+    assert result == audit.PruneResult(
+        removed=3, checkpoint_seq=3, claims_removed=0, more=True
+    )
+    assert _seqs(session_factory) == [4, 5, 6, 7, 8, 9, 10]
+    assert _verify(session_factory) == audit.VerifyResult(ok=True, checked=7)
+
+
+def test_prune_all_runs_passes_until_nothing_old_is_left(
+    session_factory: sessionmaker[Session],
+) -> None:
+    _fill(session_factory, 10)
+
+    result = audit.prune_all(session_factory, older_than_days=1, now=NOW, max_entries=2)
+
+    assert result == audit.PruneResult(removed=5, checkpoint_seq=5, claims_removed=0)
+    assert _checkpoints(session_factory) == [(2, 2), (4, 2), (5, 1)]
+    assert _seqs(session_factory) == [6, 7, 8, 9, 10]
+    assert _verify(session_factory) == audit.VerifyResult(ok=True, checked=5)
+
+
+def test_prune_all_with_nothing_old_removes_nothing(
+    session_factory: sessionmaker[Session],
+) -> None:
+    _fill(session_factory, 2)
+
+    result = audit.prune_all(session_factory, older_than_days=30, now=NOW)
+
+    assert result == audit.PruneResult(removed=0, checkpoint_seq=None, claims_removed=0)
+    assert _checkpoints(session_factory) == []
+
+
 def test_a_change_after_pruning_is_still_caught(
     session_factory: sessionmaker[Session], engine: Engine
 ) -> None:
@@ -322,6 +360,8 @@ def test_prune_removes_expired_claims_only(
 def test_prune_refuses_bad_arguments(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(ValueError, match="older_than_days must be at least 1, got 0"):
         _prune(session_factory, older_than_days=0)
+    with pytest.raises(ValueError, match="max_entries must be at least 1, got 0"):
+        _prune(session_factory, max_entries=0)
     with pytest.raises(ValueError, match="now must be timezone-aware"):
         _prune(session_factory, now=datetime(2026, 3, 1))
 

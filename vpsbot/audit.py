@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy import Row
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.errors import VpsbotError
 from vpsbot.store.models import AuditCheckpoint, AuditEntry, AuditHead
@@ -34,7 +34,7 @@ from vpsbot.store.repositories import (
     AuditRepository,
     ClaimRepository,
 )
-from vpsbot.store.session import begin_read_only
+from vpsbot.store.session import begin_read_only, session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ EXPORT_FORMATS = ("jsonl", "csv")
 # The previous hash of the first entry.
 GENESIS_HASH = "0" * 64
 DETAIL_MAX_CHARS = 2000
+# Entries one pruning transaction removes at most: walking and deleting this
+# many takes well under a second, so appends barely wait.
+PRUNE_MAX_ENTRIES = 10_000
 SERVER_NAME_MAX_CHARS = 255
 
 
@@ -420,11 +423,13 @@ class PruneResult:
         checkpoint_seq: position of the last entry removed, now the
             checkpoint ``verify`` starts from; ``None`` when none was removed.
         claims_removed: expired claims deleted.
+        more: ``max_entries`` stopped it and older entries remain.
     """
 
     removed: int
     checkpoint_seq: int | None
     claims_removed: int
+    more: bool = False
 
 
 def prune(
@@ -432,6 +437,7 @@ def prune(
     *,
     older_than_days: int,
     now: datetime | None = None,
+    max_entries: int = PRUNE_MAX_ENTRIES,
     batch_size: int = AUDIT_BATCH_SIZE,
 ) -> PruneResult:
     """Retention: remove entries older than ``older_than_days``, leaving a checkpoint.
@@ -448,12 +454,15 @@ def prune(
     Pruning is logged (INFO), not appended to the log itself: it has no
     Slack user or channel, and the checkpoint row is its record.
 
-    Runs in the caller's transaction, serialized with appends.
+    Runs in the caller's transaction, serialized with appends, and removes
+    at most ``max_entries`` so that appends never wait long for it; ``more``
+    in the result says to call it again in a new transaction (``prune_all``).
 
     Args:
         session: the caller's session; it is flushed, not committed.
         older_than_days: entries at least this many days old go (at least 1).
         now: the current time (timezone-aware); now by default.
+        max_entries: remove at most this many entries (at least 1).
         batch_size: entries read per query while walking the removed part.
 
     Raises:
@@ -462,6 +471,8 @@ def prune(
     """
     if older_than_days < 1:
         raise ValueError(f"older_than_days must be at least 1, got {older_than_days}")
+    if max_entries < 1:
+        raise ValueError(f"max_entries must be at least 1, got {max_entries}")
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None or now.utcoffset() is None:
@@ -475,6 +486,9 @@ def prune(
     after_seq = 0 if checkpoint is None else checkpoint.seq
     first_kept = repository.first_seq_since(cutoff, after_seq=after_seq)
     through_seq = repository.last_seq() if first_kept is None else first_kept - 1
+    more = through_seq is not None and through_seq > after_seq + max_entries
+    if more:
+        through_seq = after_seq + max_entries
     if through_seq is None or through_seq <= after_seq:
         logger.info(
             "audit retention: nothing older than %d days; %d expired claims removed",
@@ -526,8 +540,54 @@ def prune(
         claims_removed,
     )
     return PruneResult(
-        removed=removed, checkpoint_seq=through_seq, claims_removed=claims_removed
+        removed=removed,
+        checkpoint_seq=through_seq,
+        claims_removed=claims_removed,
+        more=more,
     )
+
+
+def prune_all(
+    sessions: sessionmaker[Session],
+    *,
+    older_than_days: int,
+    now: datetime | None = None,
+    max_entries: int = PRUNE_MAX_ENTRIES,
+) -> PruneResult:
+    """Run ``prune`` in one transaction after another until nothing old is left.
+
+    Each pass removes at most ``max_entries`` and leaves its own checkpoint.
+
+    Returns:
+        The totals: entries and claims removed, and the last checkpoint
+        written (``None`` when nothing was removed).
+
+    Raises:
+        AuditLogDamagedError: a part to remove is not whole; earlier passes
+            stay done.
+    """
+    if now is None:
+        now = datetime.now(UTC)
+    removed = claims_removed = 0
+    checkpoint_seq: int | None = None
+    while True:
+        with session_scope(sessions) as session:
+            result = prune(
+                session,
+                older_than_days=older_than_days,
+                now=now,
+                max_entries=max_entries,
+            )
+        removed += result.removed
+        claims_removed += result.claims_removed
+        if result.checkpoint_seq is not None:
+            checkpoint_seq = result.checkpoint_seq
+        if not result.more:
+            return PruneResult(
+                removed=removed,
+                checkpoint_seq=checkpoint_seq,
+                claims_removed=claims_removed,
+            )
 
 
 def _end_problem(

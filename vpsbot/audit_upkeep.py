@@ -91,8 +91,7 @@ class AuditUpkeep:
         if self._retention_days is None:
             return None
         try:
-            with session_scope(self._sessions) as session:
-                return audit.prune(session, older_than_days=self._retention_days)
+            return audit.prune_all(self._sessions, older_than_days=self._retention_days)
         except audit.AuditLogDamagedError as exc:
             logger.warning("%s", exc)
         except Exception:

@@ -228,7 +228,7 @@ def audit_prune(older_than_days: int | None) -> None:
     remove is not whole.
     """
     from vpsbot import audit as audit_log
-    from vpsbot.store import make_session_factory, session_scope
+    from vpsbot.store import make_session_factory
 
     with _clear_errors():
         settings = load_settings()
@@ -240,8 +240,7 @@ def audit_prune(older_than_days: int | None) -> None:
                 "give --older-than-days to prune anyway"
             )
         sessions = make_session_factory(_existing_database(settings.database_url))
-        with session_scope(sessions) as session:
-            result = audit_log.prune(session, older_than_days=days)
+        result = audit_log.prune_all(sessions, older_than_days=days)
         if result.checkpoint_seq is None:
             click.echo(
                 f"Nothing older than {days} days; "

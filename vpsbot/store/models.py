@@ -159,7 +159,7 @@ class AuditHead(Base):
 class AuditCheckpoint(Base):
     """Where the audit log starts after retention removed its oldest entries.
 
-    One row per pruning: the last entry it removed (``seq`` and ``hash``),
+    One row per pruning pass: the last entry it removed (``seq`` and ``hash``),
     how many, and when. ``verify`` starts from the newest checkpoint, so the
     entries that remain still prove whole. Rows are only inserted.
     """
