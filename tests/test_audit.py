@@ -4,11 +4,12 @@ import csv
 import io
 import json
 import threading
+import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -501,6 +502,152 @@ def test_export_reads_a_snapshot_while_others_append(
         "req-3",
     ]
     assert _verify(session_factory) == audit.VerifyResult(ok=True, checked=4)
+
+
+def _count_entry_selects(engine: Engine) -> list[str]:
+    """Record every SELECT that reads ``audit_entries`` rows on ``engine``."""
+    statements: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and (
+            "FROM audit_entries" in statement
+        ):
+            statements.append(statement)
+
+    return statements
+
+
+@pytest.mark.parametrize(
+    ("entries", "batch_size", "queries"),
+    [(25, 10, 3), (20, 10, 3), (7, 100, 1), (0, 10, 1)],
+)
+def test_export_reads_in_batches_of_the_given_size(
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    entries: int,
+    batch_size: int,
+    queries: int,
+) -> None:
+    # A full last batch needs one more query to learn nothing follows.
+    _fill(session_factory, entries)
+    statements = _count_entry_selects(engine)
+    out = io.StringIO()
+
+    with session_scope(session_factory) as session:
+        count = audit.export(session, out, batch_size=batch_size)
+
+    assert count == entries
+    assert len(statements) == queries
+    assert all("LIMIT" in statement.upper() for statement in statements)
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [
+        f"req-{number}" for number in range(1, entries + 1)
+    ]
+
+
+def test_verify_reads_in_batches_of_the_given_size(
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    _fill(session_factory, 25)
+    statements = _count_entry_selects(engine)
+
+    with session_scope(session_factory) as session:
+        result = audit.verify(session, batch_size=4)
+
+    assert result == audit.VerifyResult(ok=True, checked=25)
+    # ceil(25 / 4) = 7 pages, and no query without a LIMIT.
+    assert len(statements) == 7
+    assert all("LIMIT" in statement.upper() for statement in statements)
+
+
+def test_verify_finds_a_change_on_a_later_page(
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    _fill(session_factory, 12)
+    with engine.begin() as connection:
+        connection.execute(
+            update(AuditEntry).where(AuditEntry.seq == 10).values(detail="edited")
+        )
+
+    with session_scope(session_factory) as session:
+        result = audit.verify(session, batch_size=3)
+
+    assert result == audit.VerifyResult(
+        ok=False, checked=10, first_bad_seq=10, problem="entry 10 was changed"
+    )
+
+
+def test_export_memory_does_not_grow_with_the_log(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # Peak Python allocations while exporting 300 and 1,200 entries to a
+    # sink that keeps nothing: with batches of 50 both peaks stay under one
+    # bound, where loading the whole log would grow about fourfold.
+    def peak_exporting(total: int) -> int:
+        with session_scope(session_factory) as session:
+            before = session.scalar(select(func.count()).select_from(AuditEntry))
+            for number in range(before + 1, total + 1):
+                audit.record(
+                    session,
+                    team="T1",
+                    channel="C1",
+                    user="U0ALICE",
+                    action="list",
+                    outcome="succeeded",
+                    request_id=f"req-{number}",
+                    detail="x" * 500,
+                    at=T0 + timedelta(seconds=number),
+                )
+        sink = _Discard()
+        tracemalloc.start()
+        try:
+            with session_scope(session_factory) as session:
+                count = audit.export(session, sink, batch_size=50)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert count == total
+        return peak
+
+    small = peak_exporting(300)
+    large = peak_exporting(1200)
+
+    assert large < 600_000
+    assert large < small * 2
+
+
+class _Discard(io.TextIOBase):
+    """A text sink that counts characters and keeps none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chars = 0
+
+    def write(self, text: str, /) -> int:
+        self.chars += len(text)
+        return len(text)
+
+
+def test_a_paged_export_reads_one_snapshot_across_its_pages(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # One entry per query: the append made after the first page must not
+    # appear on a later one (REPEATABLE READ on PostgreSQL, WAL on SQLite).
+    _fill(session_factory, 3)
+    out = _CallOnFirstWrite(
+        lambda: _record(session_factory, request_id="written-meanwhile")
+    )
+
+    with session_scope(session_factory) as session:
+        count = audit.export(session, out, batch_size=1)
+
+    assert count == 3
+    assert [json.loads(line)["request_id"] for line in out.getvalue().splitlines()] == [
+        "req-1",
+        "req-2",
+        "req-3",
+    ]
 
 
 # Verifying

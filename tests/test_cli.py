@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from vpsbot import audit
 from vpsbot.cli import main
@@ -266,3 +268,152 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
     assert process.returncode == 0
     assert "SIGTERM received; finishing acknowledged work, then stopping" in output
     assert "Traceback" not in output
+
+
+def _log_with_entries(tmp_path, count, *, at):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    upgraded = CliRunner().invoke(main, ["db", "upgrade"], env={"DATABASE_URL": url})
+    assert upgraded.exit_code == 0
+    sessions = make_session_factory(make_engine(url))
+    for number in range(1, count + 1):
+        with session_scope(sessions) as session:
+            audit.record(
+                session,
+                team="T1",
+                channel="C1",
+                user="U1",
+                action="reboot",
+                outcome="succeeded",
+                request_id=f"req-{number}",
+                at=at + timedelta(minutes=number),
+            )
+    return url
+
+
+def test_audit_prune_removes_old_entries_and_verify_still_passes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    url = _log_with_entries(tmp_path, 3, at=long_ago)
+    runner = CliRunner()
+    env = {"DATABASE_URL": url, "VPSBOT_AUDIT_RETENTION_DAYS": "30"}
+
+    pruned = runner.invoke(main, ["audit", "prune"], env=env)
+    again = runner.invoke(main, ["audit", "prune"], env=env)
+    verified = runner.invoke(main, ["audit", "verify"], env=env)
+
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.output == (
+        "Removed 3 audit entries older than 30 days (checkpoint at entry 3) "
+        "and 0 expired claims.\n"
+    )
+    assert again.output == "Nothing older than 30 days; 0 expired claims removed.\n"
+    assert verified.exit_code == 0
+    assert verified.output == "Audit log is whole: 0 entries verified.\n"
+
+
+def test_audit_prune_option_overrides_the_setting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = _log_with_entries(tmp_path, 2, at=datetime.now(UTC) - timedelta(days=5))
+
+    result = CliRunner().invoke(
+        main,
+        ["audit", "prune", "--older-than-days", "2"],
+        env={"DATABASE_URL": url, "VPSBOT_AUDIT_RETENTION_DAYS": "365"},
+    )
+
+    assert result.exit_code == 0
+    assert result.output.startswith("Removed 2 audit entries older than 2 days")
+
+
+def test_audit_prune_without_retention_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = _log_with_entries(tmp_path, 1, at=datetime.now(UTC) - timedelta(days=5))
+
+    result = CliRunner().invoke(main, ["audit", "prune"], env={"DATABASE_URL": url})
+
+    assert result.exit_code == 2
+    assert "VPSBOT_AUDIT_RETENTION_DAYS is not set" in result.output
+
+
+def test_audit_prune_of_a_damaged_log_exits_1_and_removes_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    url = _log_with_entries(tmp_path, 3, at=datetime.now(UTC) - timedelta(days=40))
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_entries WHERE seq = 2"))
+
+    result = CliRunner().invoke(
+        main, ["audit", "prune", "--older-than-days", "30"], env={"DATABASE_URL": url}
+    )
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "vpsbot: audit retention removed nothing: entry 2 is missing (the chain "
+        "jumps from 1 to 3); run `vpsbot audit verify`\n"
+    )
+    with engine.connect() as connection:
+        count = connection.scalar(text("SELECT count(*) FROM audit_entries"))
+    engine.dispose()
+    assert count == 2
+
+
+def test_serve_warns_at_start_when_the_audit_log_is_not_whole(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    url = _log_with_entries(tmp_path, 3, at=datetime.now(UTC))
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_entries SET detail = 'edited' WHERE seq = 2")
+        )
+    engine.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "DATABASE_URL": url,
+        "PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vpsbot", "serve", "--sandbox", "--host", "127.0.0.1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ready = False
+        for _ in range(100):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok:
+                    ready = True
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    # Serving went ahead, and stopping waited for the check to finish.
+    assert ready
+    assert process.returncode == 0
+    assert (
+        "WARNING vpsbot.audit_upkeep: audit log is NOT whole, first bad entry 2: "
+        "entry 2 was changed (run `vpsbot audit verify`; vpsbot keeps running)"
+    ) in output

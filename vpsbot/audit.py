@@ -1,8 +1,10 @@
-"""The audit log: append, query, export and verify.
+"""The audit log: append, query, export, verify and retention.
 
 Every attempt at an action becomes one entry. Entries are only appended, in
 the caller's transaction, and form a hash chain: each one's ``hash`` covers its
-content, its position ``seq`` and the previous entry's hash. ``verify`` walks
+content, its position ``seq`` and the previous entry's hash. Only retention
+(``prune``) removes entries, from the oldest end, leaving a checkpoint that
+``verify`` starts from. ``verify`` walks
 the chain and names the first entry that was changed, removed or inserted
 behind the program's back.
 
@@ -19,14 +21,20 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Row
+from sqlalchemy.orm import Session, sessionmaker
 
-from vpsbot.store.models import AuditEntry, AuditHead
-from vpsbot.store.repositories import AuditRepository
-from vpsbot.store.session import begin_read_only
+from vpsbot.errors import VpsbotError
+from vpsbot.store.models import AuditCheckpoint, AuditEntry, AuditHead
+from vpsbot.store.repositories import (
+    AUDIT_BATCH_SIZE,
+    AuditRepository,
+    ClaimRepository,
+)
+from vpsbot.store.session import begin_read_only, session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +85,9 @@ EXPORT_FORMATS = ("jsonl", "csv")
 # The previous hash of the first entry.
 GENESIS_HASH = "0" * 64
 DETAIL_MAX_CHARS = 2000
+# Entries one pruning transaction removes at most: walking and deleting this
+# many takes well under a second, so appends barely wait.
+PRUNE_MAX_ENTRIES = 10_000
 SERVER_NAME_MAX_CHARS = 255
 
 
@@ -231,8 +242,11 @@ def query(
     )
 
 
-def to_dict(entry: AuditEntry) -> dict[str, Any]:
-    """The export shape of one entry: the keys of ``FIELDS``, in order."""
+def to_dict(entry: AuditEntry | Row[Any]) -> dict[str, Any]:
+    """The export shape of one entry: the keys of ``FIELDS``, in order.
+
+    ``entry`` is an ``AuditEntry`` or a row with the same column names.
+    """
     return {
         "at": format_time(entry.at),
         "team": entry.team,
@@ -254,17 +268,22 @@ def export(
     fmt: str = "jsonl",
     since: datetime | None = None,
     until: datetime | None = None,
+    batch_size: int = AUDIT_BATCH_SIZE,
 ) -> int:
     """Write every entry, oldest first, streaming from the database.
 
+    Entries are read ``batch_size`` at a time and written as they come, so
+    memory stays flat however many there are.
+
     Args:
-        session: a session that has not run anything yet, so that on SQLite
-            the export reads a snapshot without blocking writers.
+        session: a session that has not run anything yet, so that the export
+            reads one snapshot (without blocking writers on SQLite).
         out: where to write text.
         fmt: ``jsonl`` (one JSON object per line) or ``csv`` (a header row,
             then one row per entry; an absent value is an empty cell).
         since: only entries at or after this time.
         until: only entries before this time.
+        batch_size: entries read per query.
 
     Returns:
         How many entries were written.
@@ -276,13 +295,15 @@ def export(
         raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
 
     begin_read_only(session)
-    entries = AuditRepository(session).iter_all(since=since, until=until)
+    entries = AuditRepository(session).iter_all(
+        since=since, until=until, batch_size=batch_size
+    )
     if fmt == "jsonl":
         return _write_jsonl(entries, out)
     return _write_csv(entries, out)
 
 
-def _write_jsonl(entries: Iterator[AuditEntry], out: TextIO) -> int:
+def _write_jsonl(entries: Iterator[Row[Any]], out: TextIO) -> int:
     count = 0
     for entry in entries:
         out.write(json.dumps(to_dict(entry), ensure_ascii=False) + "\n")
@@ -290,7 +311,7 @@ def _write_jsonl(entries: Iterator[AuditEntry], out: TextIO) -> int:
     return count
 
 
-def _write_csv(entries: Iterator[AuditEntry], out: TextIO) -> int:
+def _write_csv(entries: Iterator[Row[Any]], out: TextIO) -> int:
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     count = 0
@@ -300,42 +321,273 @@ def _write_csv(entries: Iterator[AuditEntry], out: TextIO) -> int:
     return count
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the whole chain and report the first entry that does not fit.
+def verify(session: Session, *, batch_size: int = AUDIT_BATCH_SIZE) -> VerifyResult:
+    """Walk the chain and report the first entry that does not fit.
 
-    Reads in append order and keeps only the previous entry in memory.
+    Starts from the newest retention checkpoint when there is one (the
+    entries before it were removed on purpose), else from the first entry.
+    Reads in append order, ``batch_size`` entries per query, and keeps only
+    one batch in memory.
 
     Args:
-        session: a session that has not run anything yet, so that on SQLite
-            the walk reads a snapshot without blocking writers.
+        session: a session that has not run anything yet, so that the walk
+            reads one snapshot (without blocking writers on SQLite).
+        batch_size: entries read per query.
     """
     begin_read_only(session)
     repository = AuditRepository(session)
     head = repository.head()
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
+    checkpoint = repository.latest_checkpoint()
+    if checkpoint is None:
+        start_seq, start_hash = 0, GENESIS_HASH
+    else:
+        start_seq, start_hash = checkpoint.seq, checkpoint.hash
+        stray = repository.first_seq_through(checkpoint.seq)
+        if stray is not None:
+            return _failed(
+                0,
+                stray,
+                f"entry {stray} was inserted before the retention checkpoint "
+                f"(entries up to {checkpoint.seq} were removed)",
+            )
+
+    walk = _walk(repository, start_seq, start_hash, batch_size=batch_size)
+    if walk.problem:
+        return _failed(walk.checked, walk.bad_seq, walk.problem)
+    end = _end_problem(head, last_seq=walk.last_seq, last_hash=walk.last_hash)
+    if end is not None:
+        problem, bad_seq = end
+        return _failed(walk.checked, bad_seq, problem)
+    logger.info("audit log verified: %d entries", walk.checked)
+    return VerifyResult(ok=True, checked=walk.checked)
+
+
+def _failed(checked: int, bad_seq: int | None, problem: str) -> VerifyResult:
+    logger.warning("audit log verification failed: %s", problem)
+    return VerifyResult(
+        ok=False, checked=checked, first_bad_seq=bad_seq, problem=problem
+    )
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """How far a walk along the chain got, and what stopped it, if anything."""
+
+    checked: int
+    last_seq: int
+    last_hash: str
+    problem: str = ""
+    bad_seq: int | None = None
+
+
+def _walk(
+    repository: AuditRepository,
+    after_seq: int,
+    prev_hash: str,
+    *,
+    through_seq: int | None = None,
+    batch_size: int = AUDIT_BATCH_SIZE,
+) -> _Walk:
+    """Check each link after ``after_seq`` (whose hash is ``prev_hash``)."""
+    expected_seq = after_seq + 1
     checked = 0
-    for entry in repository.iter_all():
+    entries = repository.iter_all(
+        after_seq=after_seq, through_seq=through_seq, batch_size=batch_size
+    )
+    for entry in entries:
         checked += 1
         problem = _chain_problem(entry, expected_seq, prev_hash)
         if problem is not None:
-            bad_seq = min(entry.seq, expected_seq)
-            logger.warning("audit log verification failed: %s", problem)
-            return VerifyResult(
-                ok=False, checked=checked, first_bad_seq=bad_seq, problem=problem
+            return _Walk(
+                checked,
+                expected_seq - 1,
+                prev_hash,
+                problem=problem,
+                bad_seq=min(entry.seq, expected_seq),
             )
         expected_seq = entry.seq + 1
         prev_hash = entry.hash
+    return _Walk(checked, expected_seq - 1, prev_hash)
 
-    end = _end_problem(head, last_seq=expected_seq - 1, last_hash=prev_hash)
-    if end is not None:
-        problem, bad_seq = end
-        logger.warning("audit log verification failed: %s", problem)
-        return VerifyResult(
-            ok=False, checked=checked, first_bad_seq=bad_seq, problem=problem
+
+class AuditLogDamagedError(VpsbotError):
+    """The part of the audit log retention would remove is not whole."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What ``prune`` did.
+
+    Attributes:
+        removed: audit entries deleted.
+        checkpoint_seq: position of the last entry removed, now the
+            checkpoint ``verify`` starts from; ``None`` when none was removed.
+        claims_removed: expired claims deleted.
+        more: ``max_entries`` stopped it and older entries remain.
+    """
+
+    removed: int
+    checkpoint_seq: int | None
+    claims_removed: int
+    more: bool = False
+
+
+def prune(
+    session: Session,
+    *,
+    older_than_days: int,
+    now: datetime | None = None,
+    max_entries: int = PRUNE_MAX_ENTRIES,
+    batch_size: int = AUDIT_BATCH_SIZE,
+) -> PruneResult:
+    """Retention: remove entries older than ``older_than_days``, leaving a checkpoint.
+
+    This is the only way the program deletes audit entries. It removes the
+    oldest run of the chain: every entry up to (not including) the first one
+    written at or after the cut-off, so the log stays one unbroken chain; an
+    older entry written after a newer one waits until everything before it
+    goes. The removed part is walked first, and nothing is removed if it is
+    not whole: the evidence stays for ``vpsbot audit verify``. A checkpoint
+    row records the last removed entry's seq and hash, how many went and
+    when. Expired claims are deleted in the same pass.
+
+    Pruning is logged (INFO), not appended to the log itself: it has no
+    Slack user or channel, and the checkpoint row is its record.
+
+    Runs in the caller's transaction, serialized with appends, and removes
+    at most ``max_entries`` so that appends never wait long for it; ``more``
+    in the result says to call it again in a new transaction (``prune_all``).
+
+    Args:
+        session: the caller's session; it is flushed, not committed.
+        older_than_days: entries at least this many days old go (at least 1).
+        now: the current time (timezone-aware); now by default.
+        max_entries: remove at most this many entries (at least 1).
+        batch_size: entries read per query while walking the removed part.
+
+    Raises:
+        ValueError: ``older_than_days`` below 1 or a naive ``now``.
+        AuditLogDamagedError: the part to remove is not whole.
+    """
+    if older_than_days < 1:
+        raise ValueError(f"older_than_days must be at least 1, got {older_than_days}")
+    if max_entries < 1:
+        raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    cutoff = now - timedelta(days=older_than_days)
+
+    claims_removed = ClaimRepository(session).prune_expired(now=now)
+    repository = AuditRepository(session)
+    repository.lock_for_append()
+    checkpoint = repository.latest_checkpoint()
+    after_seq = 0 if checkpoint is None else checkpoint.seq
+    first_kept = repository.first_seq_since(cutoff, after_seq=after_seq)
+    through_seq = repository.last_seq() if first_kept is None else first_kept - 1
+    more = through_seq is not None and through_seq > after_seq + max_entries
+    if more:
+        through_seq = after_seq + max_entries
+    if through_seq is None or through_seq <= after_seq:
+        logger.info(
+            "audit retention: nothing older than %d days; %d expired claims removed",
+            older_than_days,
+            claims_removed,
         )
-    logger.info("audit log verified: %d entries", checked)
-    return VerifyResult(ok=True, checked=checked)
+        return PruneResult(
+            removed=0, checkpoint_seq=None, claims_removed=claims_removed
+        )
+
+    prev_hash = GENESIS_HASH if checkpoint is None else checkpoint.hash
+    walk = _walk(
+        repository,
+        after_seq,
+        prev_hash,
+        through_seq=through_seq,
+        batch_size=batch_size,
+    )
+    if not walk.problem and walk.last_seq != through_seq:
+        walk = _Walk(
+            walk.checked,
+            walk.last_seq,
+            walk.last_hash,
+            problem=_gap_problem(walk.last_seq + 1, through_seq + 1),
+            bad_seq=walk.last_seq + 1,
+        )
+    if walk.problem:
+        raise AuditLogDamagedError(
+            f"audit retention removed nothing: {walk.problem}; "
+            f"run `vpsbot audit verify`"
+        )
+
+    removed = repository.delete_through(through_seq)
+    repository.add_checkpoint(
+        AuditCheckpoint(
+            seq=through_seq,
+            hash=walk.last_hash,
+            removed=removed,
+            cutoff=cutoff,
+            pruned_at=now,
+        )
+    )
+    logger.info(
+        "audit retention: removed %d entries older than %d days (through entry %d); "
+        "%d expired claims removed",
+        removed,
+        older_than_days,
+        through_seq,
+        claims_removed,
+    )
+    return PruneResult(
+        removed=removed,
+        checkpoint_seq=through_seq,
+        claims_removed=claims_removed,
+        more=more,
+    )
+
+
+def prune_all(
+    sessions: sessionmaker[Session],
+    *,
+    older_than_days: int,
+    now: datetime | None = None,
+    max_entries: int = PRUNE_MAX_ENTRIES,
+) -> PruneResult:
+    """Run ``prune`` in one transaction after another until nothing old is left.
+
+    Each pass removes at most ``max_entries`` and leaves its own checkpoint.
+
+    Returns:
+        The totals: entries and claims removed, and the last checkpoint
+        written (``None`` when nothing was removed).
+
+    Raises:
+        AuditLogDamagedError: a part to remove is not whole; earlier passes
+            stay done.
+    """
+    if now is None:
+        now = datetime.now(UTC)
+    removed = claims_removed = 0
+    checkpoint_seq: int | None = None
+    while True:
+        with session_scope(sessions) as session:
+            result = prune(
+                session,
+                older_than_days=older_than_days,
+                now=now,
+                max_entries=max_entries,
+            )
+        removed += result.removed
+        claims_removed += result.claims_removed
+        if result.checkpoint_seq is not None:
+            checkpoint_seq = result.checkpoint_seq
+        if not result.more:
+            return PruneResult(
+                removed=removed,
+                checkpoint_seq=checkpoint_seq,
+                claims_removed=claims_removed,
+            )
 
 
 def _end_problem(
@@ -365,7 +617,9 @@ def _end_problem(
     return None
 
 
-def _chain_problem(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | None:
+def _chain_problem(
+    entry: AuditEntry | Row[Any], expected_seq: int, prev_hash: str
+) -> str | None:
     if entry.seq > expected_seq:
         return _gap_problem(expected_seq, entry.seq)
     if entry.seq < expected_seq:
@@ -392,8 +646,11 @@ def _gap_problem(expected_seq: int, found_seq: int) -> str:
     return f"{missing} (the chain jumps from {last_good} to {found_seq})"
 
 
-def entry_hash(entry: AuditEntry) -> str:
-    """The hex SHA-256 an entry should carry, from its content and ``prev_hash``."""
+def entry_hash(entry: AuditEntry | Row[Any]) -> str:
+    """The hex SHA-256 an entry should carry, from its content and ``prev_hash``.
+
+    ``entry`` is an ``AuditEntry`` or a row with the same column names.
+    """
     content = {
         "at": format_time(entry.at),
         "team": entry.team,

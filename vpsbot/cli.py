@@ -215,6 +215,45 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
+@audit.command("prune")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(1, 100 * 366),
+    help="Remove entries at least this old; VPSBOT_AUDIT_RETENTION_DAYS by default.",
+)
+def audit_prune(older_than_days: int | None) -> None:
+    """Apply retention now: remove old entries, leaving a checkpoint.
+
+    Also removes expired claims. Exits 1, removing nothing, when the part to
+    remove is not whole.
+    """
+    from vpsbot import audit as audit_log
+    from vpsbot.store import make_session_factory
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings, logging.WARNING)
+        days = older_than_days or settings.audit_retention_days
+        if days is None:
+            raise click.UsageError(
+                "VPSBOT_AUDIT_RETENTION_DAYS is not set (entries are kept forever); "
+                "give --older-than-days to prune anyway"
+            )
+        sessions = make_session_factory(_existing_database(settings.database_url))
+        result = audit_log.prune_all(sessions, older_than_days=days)
+        if result.checkpoint_seq is None:
+            click.echo(
+                f"Nothing older than {days} days; "
+                f"{result.claims_removed} expired claims removed."
+            )
+            return
+        click.echo(
+            f"Removed {result.removed} audit entries older than {days} days "
+            f"(checkpoint at entry {result.checkpoint_seq}) and "
+            f"{result.claims_removed} expired claims."
+        )
+
+
 def _existing_database(url: str) -> Engine:
     """An engine on vpsbot's database, which must exist and be migrated.
 

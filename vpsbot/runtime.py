@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 
 from vpsbot.app import VpsBot, create_app
+from vpsbot.audit_upkeep import AuditUpkeep
 from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
 from vpsbot.store import make_engine, make_session_factory, upgrade_database
@@ -52,19 +53,23 @@ def _build(
     settings: Settings,
     clients: tuple[VpsClient, VpsClient] | None,
     catalog: Catalog,
-) -> tuple[VpsBot, Engine]:
+) -> tuple[VpsBot, Engine, AuditUpkeep]:
     upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
     vps, follow_vps = clients if clients is not None else (None, None)
     bot = create_app(
         settings,
         vps=vps,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         follow_vps=follow_vps,
         catalog=catalog,
     )
     bot.start_background()
-    return bot, engine
+    # Verifying a long log takes a while; it runs beside the app, not before.
+    upkeep = AuditUpkeep(sessions, retention_days=settings.audit_retention_days)
+    upkeep.start()
+    return bot, engine, upkeep
 
 
 def _stop_on_sigterm() -> None:
@@ -96,7 +101,7 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
         settings.require("vps_api_token")
     catalog = Catalog.load(settings.catalog_path)
     with _provider(settings, sandbox) as clients:
-        bot, engine = _build(settings, clients, catalog)
+        bot, engine, upkeep = _build(settings, clients, catalog)
         assert settings.slack_signing_secret is not None
         app = SlackWsgiApp(
             bot.bolt, engine, signing_secret=settings.slack_signing_secret.value
@@ -112,6 +117,7 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
                 ident="vpsbot",
             )
         finally:
+            upkeep.stop()
             bot.close()
 
 
@@ -135,10 +141,11 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
         settings = settings.replace(slack_signing_secret=Secret("socket-mode"))
     catalog = Catalog.load(settings.catalog_path)
     with _provider(settings, sandbox) as clients:
-        bot, _ = _build(settings, clients, catalog)
+        bot, _, upkeep = _build(settings, clients, catalog)
         assert settings.slack_app_token is not None
         _stop_on_sigterm()
         try:
             SocketModeHandler(bot.bolt, settings.slack_app_token.value).start()
         finally:
+            upkeep.stop()
             bot.close()

@@ -75,18 +75,42 @@ class ChannelPolicy(Base):
 class AuditEntry(Base):
     """One attempt at an action, as one link of the audit hash chain.
 
-    Rows are only ever inserted. ``seq`` numbers them without gaps, and
+    Rows are only inserted, and deleted only by retention (``audit.prune``),
+    oldest first, behind a checkpoint. ``seq`` numbers them without gaps, and
     ``hash`` covers the content plus ``prev_hash``, the previous row's hash.
     """
 
     __tablename__ = "audit_entries"
     __table_args__ = (
         UniqueConstraint("seq"),
-        Index("ix_audit_entries_team_channel_at", "team", "channel", "at"),
+        # ``/vps audit`` filters one channel's entries and shows the newest
+        # first (at, then seq): each index ends in that order, so a filtered
+        # page is read straight off the index, however long the log is.
+        Index("ix_audit_entries_team_channel_at_seq", "team", "channel", "at", "seq"),
         Index(
-            "ix_audit_entries_team_channel_server_id", "team", "channel", "server_id"
+            "ix_audit_entries_team_channel_server_id_at_seq",
+            "team",
+            "channel",
+            "server_id",
+            "at",
+            "seq",
         ),
-        Index("ix_audit_entries_team_channel_user", "team", "channel", "user"),
+        Index(
+            "ix_audit_entries_team_channel_server_name_at_seq",
+            "team",
+            "channel",
+            "server_name",
+            "at",
+            "seq",
+        ),
+        Index(
+            "ix_audit_entries_team_channel_user_at_seq",
+            "team",
+            "channel",
+            "user",
+            "at",
+            "seq",
+        ),
     )
 
     id: Mapped[int] = mapped_column(
@@ -130,6 +154,35 @@ class AuditHead(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditCheckpoint(Base):
+    """Where the audit log starts after retention removed its oldest entries.
+
+    One row per pruning pass: the last entry it removed (``seq`` and ``hash``),
+    how many, and when. ``verify`` starts from the newest checkpoint, so the
+    entries that remain still prove whole. Rows are only inserted.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    removed: Mapped[int] = mapped_column(BigInteger)
+    # Entries written before this moment were due for removal.
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime())
+    pruned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditCheckpoint(seq={self.seq!r}, removed={self.removed!r}, "
+            f"pruned_at={self.pruned_at!r})"
+        )
 
 
 class Claim(Base):

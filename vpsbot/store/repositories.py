@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Row, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -20,6 +20,7 @@ from vpsbot.store.models import (
     POLICY_ACTIONS,
     POLICY_RULES,
     ApprovalRequest,
+    AuditCheckpoint,
     AuditEntry,
     AuditHead,
     ChannelPolicy,
@@ -35,6 +36,11 @@ _APPROVER_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 # Key of the PostgreSQL advisory lock that serializes audit appends: the bytes
 # of "vpsbot:a" read as a signed 64-bit integer.
 AUDIT_APPEND_LOCK = 0x7670_7362_6F74_3A61
+# Entries fetched per query when walking the whole audit log.
+AUDIT_BATCH_SIZE = 2000
+_AUDIT_COLUMNS = tuple(
+    getattr(AuditEntry, column.key) for column in AuditEntry.__table__.columns
+)
 
 
 def _upsert_insert(session: Session, model: type[Any]) -> Insert:
@@ -229,6 +235,18 @@ class ClaimRepository:
         )
         return self._session.scalars(takeover).first() is not None
 
+    def prune_expired(self, *, now: datetime) -> int:
+        """Delete claims whose expiry has passed; how many went.
+
+        Claims held for good (no expiry) stay.
+        """
+        result = self._session.execute(
+            delete(Claim)
+            .where(Claim.expires_at.is_not(None), Claim.expires_at < now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)
+
     def release(self, *, key: str, request_id: str) -> None:
         """Let go of ``key``, but only if ``request_id`` still holds it."""
         self._session.execute(
@@ -327,22 +345,89 @@ class AuditRepository:
     def iter_all(
         self,
         *,
+        after_seq: int = 0,
+        through_seq: int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        batch_size: int = 500,
-    ) -> Iterator[AuditEntry]:
-        """Every entry in append order, fetched in batches.
+        batch_size: int = AUDIT_BATCH_SIZE,
+    ) -> Iterator[Row[Any]]:
+        """Every entry after ``after_seq`` in append order, as plain rows.
 
-        On PostgreSQL rows come through a server-side cursor, so memory stays
-        flat however long the log is. Consume it inside the transaction.
+        With ``through_seq``, stops after the entry at that position.
+
+        Pages by ``seq`` (keyset paging): each batch of ``batch_size`` rows is
+        one query that starts after the last ``seq`` of the batch before, so
+        only one batch is held in memory however long the log is, and no
+        server-side cursor stays open between batches. Rows carry the
+        entry's columns as attributes, like ``AuditEntry``, without the cost
+        of ORM objects. Consume it inside one transaction that reads a
+        snapshot (``begin_read_only``), or appends made meanwhile show up.
+
+        Raises:
+            ValueError: a ``batch_size`` below 1.
         """
-        query = select(AuditEntry).order_by(AuditEntry.seq)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        base = select(*_AUDIT_COLUMNS).order_by(AuditEntry.seq).limit(batch_size)
         if since is not None:
-            query = query.where(AuditEntry.at >= since)
+            base = base.where(AuditEntry.at >= since)
         if until is not None:
-            query = query.where(AuditEntry.at < until)
-        result = self._session.scalars(query.execution_options(yield_per=batch_size))
-        yield from result
+            base = base.where(AuditEntry.at < until)
+        if through_seq is not None:
+            base = base.where(AuditEntry.seq <= through_seq)
+        last_seq = after_seq
+        while True:
+            rows = self._session.execute(base.where(AuditEntry.seq > last_seq)).all()
+            yield from rows
+            if len(rows) < batch_size:
+                return
+            last_seq = rows[-1].seq
+
+    def latest_checkpoint(self) -> AuditCheckpoint | None:
+        """Where retention last cut the log, or ``None`` if it never did."""
+        query = select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)
+        return self._session.scalars(query).first()
+
+    def first_seq_through(self, seq: int) -> int | None:
+        """The lowest ``seq`` at or before ``seq``, or ``None`` if none is left."""
+        return self._session.scalar(
+            select(func.min(AuditEntry.seq)).where(AuditEntry.seq <= seq)
+        )
+
+    def first_seq_since(self, moment: datetime, *, after_seq: int) -> int | None:
+        """The lowest ``seq`` after ``after_seq`` of an entry at or after ``moment``."""
+        return self._session.scalar(
+            select(func.min(AuditEntry.seq)).where(
+                AuditEntry.at >= moment, AuditEntry.seq > after_seq
+            )
+        )
+
+    def last_seq(self) -> int | None:
+        """The highest ``seq`` in the table, or ``None`` when it is empty."""
+        return self._session.scalar(select(func.max(AuditEntry.seq)))
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of the entry at ``seq``, if there is one."""
+        return self._session.scalar(
+            select(AuditEntry.hash).where(AuditEntry.seq == seq)
+        )
+
+    def delete_through(self, seq: int) -> int:
+        """Delete every entry at or before ``seq``; how many went.
+
+        Only retention calls this, with a checkpoint in the same transaction.
+        """
+        result = self._session.execute(
+            delete(AuditEntry)
+            .where(AuditEntry.seq <= seq)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)
+
+    def add_checkpoint(self, checkpoint: AuditCheckpoint) -> None:
+        """Insert ``checkpoint`` and flush."""
+        self._session.add(checkpoint)
+        self._session.flush()
 
 
 class FollowedOperationRepository:

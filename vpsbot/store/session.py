@@ -105,15 +105,23 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def begin_read_only(session: Session) -> None:
-    """Start the session's transaction as a read that takes no write lock.
+    """Start the session's transaction as one snapshot that takes no write lock.
 
-    Only SQLite needs this: a long read (an export, a verification) would
-    otherwise hold the write lock and make every writer wait. In WAL mode a
-    deferred transaction reads a stable snapshot while others write. It has
-    effect only before the session has run anything; elsewhere it does nothing.
+    A long read (an export, a verification) runs many queries and must see
+    the same rows in all of them while others append. On SQLite it would
+    otherwise hold the write lock and make every writer wait; in WAL mode a
+    deferred transaction reads a stable snapshot while others write. On
+    PostgreSQL the transaction runs at REPEATABLE READ, which gives one
+    snapshot for all its statements. It has effect only before the session
+    has run anything; elsewhere it does nothing.
     """
-    if session.get_bind().dialect.name == "sqlite" and not session.in_transaction():
+    if session.in_transaction():
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
         session.connection(execution_options={_SQLITE_DEFERRED: True})
+    elif dialect == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def is_unavailable(exc: BaseException) -> bool:
