@@ -16,6 +16,10 @@ from vpsbot.store.models import AuditEntry
 
 logger = logging.getLogger(__name__)
 
+#: Entries on one page of ``/vps audit``: a few sections, well inside Slack's
+#: 50 blocks and 3,000 characters a section.
+PAGE_SIZE = 20
+
 
 @dataclass(frozen=True)
 class AuditFilters:
@@ -39,6 +43,18 @@ class AuditFilters:
         return " ".join(parts)
 
 
+@dataclass(frozen=True)
+class AuditPage:
+    """Entries shown together, and where the next (older) page starts.
+
+    ``older_than`` is the ``seq`` of the oldest entry shown when older ones
+    match too, else ``None``.
+    """
+
+    entries: list[AuditEntry]
+    older_than: int | None = None
+
+
 class AuditOperations:
     """``/vps audit``: this channel's entries, newest first."""
 
@@ -50,6 +66,26 @@ class AuditOperations:
         self, actor: Actor, filters: AuditFilters, *, limit: int = 20
     ) -> list[AuditEntry]:
         """Entries of the asker's channel that match the filters.
+
+        Raises:
+            UserError: refused by policy.
+            StoreUnavailableError: the database did not answer.
+        """
+        return self.page(actor, filters, limit=limit).entries
+
+    def page(
+        self,
+        actor: Actor,
+        filters: AuditFilters,
+        *,
+        before_seq: int | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> AuditPage:
+        """One page of the matching entries, newest first.
+
+        Args:
+            before_seq: start below this entry (the oldest of the page before);
+                ``None`` for the newest entries.
 
         Raises:
             UserError: refused by policy.
@@ -74,14 +110,22 @@ class AuditOperations:
                 outcome=filters.outcome,
                 since=filters.since,
                 until=filters.until,
-                limit=limit,
+                # One more than shown, to know whether older entries exist.
+                limit=limit + 1,
+                before_seq=before_seq,
             )
+        older = len(entries) > limit
+        entries = entries[:limit]
+        shown = f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
+        if before_seq is not None:
+            shown += f" before #{before_seq}"
         self._guard.record(
             actor,
             "audit",
             "succeeded",
             target,
-            f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'}"
-            + (f" ({filters.describe()})" if filters.describe() else ""),
+            shown + (f" ({filters.describe()})" if filters.describe() else ""),
         )
-        return entries
+        return AuditPage(
+            entries, older_than=entries[-1].seq if older and entries else None
+        )

@@ -18,7 +18,7 @@ from vpsbot.ops import (
     Operations,
     PendingAction,
 )
-from vpsbot.slack import blocks, messages
+from vpsbot.slack import audit_pages, blocks, messages
 from vpsbot.slack.approvals import pending_blocks
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
@@ -252,11 +252,7 @@ def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) ->
         since=command.since,
         until=command.until,
     )
-    entries = ops.audit.recent(actor, filters)
-    replies.ephemeral(
-        f"{len(entries)} audit entries",
-        blocks.audit_message(entries, filters.describe()),
-    )
+    audit_pages.show(ops, actor, filters, replies)
 
 
 def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:

@@ -22,3 +22,7 @@ FORM_ACTION = "value"
 APPROVE_BUTTON = "vps_approve"
 DENY_BUTTON = "vps_deny"
 CANCEL_REQUEST_BUTTON = "vps_approval_cancel"
+
+# Under a /vps audit page (value: the page's filters and where it starts).
+AUDIT_NEWER_BUTTON = "vps_audit_newer"
+AUDIT_OLDER_BUTTON = "vps_audit_older"

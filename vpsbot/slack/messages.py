@@ -50,6 +50,10 @@ def button_without_server() -> str:
     )
 
 
+def damaged_button() -> str:
+    return "This button's data is damaged; nothing was done. Run the command again."
+
+
 def audit_not_recorded() -> str:
     return (
         "Note: vpsbot could not write this to its audit log (the database stopped "

@@ -1,0 +1,98 @@
+"""``/vps audit`` pages: Older and Newer buttons redraw the answer in place."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.slack.conftest import ALICE, ALL_ALLOWED, CHANNEL, TEAM, buttons, set_policy
+from vpsbot import audit
+from vpsbot.slack.ids import AUDIT_NEWER_BUTTON, AUDIT_OLDER_BUTTON
+from vpsbot.store import session_scope
+
+
+def _reboots(session_factory, count: int) -> None:
+    with session_scope(session_factory) as session:
+        for number in range(1, count + 1):
+            audit.record(
+                session,
+                team=TEAM,
+                channel=CHANNEL,
+                user=ALICE,
+                action="reboot",
+                outcome="succeeded",
+                request_id=f"r-{number:04d}",
+                server_id=12345,
+                server_name="web-01",
+                detail=f"reboot number {number}",
+            )
+
+
+def _numbers(body: dict) -> list[int]:
+    text = "\n".join(
+        block["text"]["text"] for block in body["blocks"] if block.get("text")
+    )
+    return [int(found) for found in re.findall(r"reboot number (\d+)", text)]
+
+
+def _button(body: dict, label: str) -> tuple[str, str]:
+    [(action_id, value)] = [
+        (action_id, value) for text, action_id, value in buttons(body) if text == label
+    ]
+    return action_id, value
+
+
+def test_older_and_newer_walk_through_the_pages(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    _reboots(session_factory, 45)
+
+    _, name = slack.command("audit action=reboot")
+
+    [first] = slack.answers(name)
+    assert _numbers(first) == list(range(45, 25, -1))
+    assert [label for label, _, _ in buttons(first)] == ["Older"]
+
+    _, second_name = slack.press(*_button(first, "Older"))
+    [second] = slack.answers(second_name)
+    assert second["replace_original"] is True
+    assert _numbers(second) == list(range(25, 5, -1))
+    assert [label for label, _, _ in buttons(second)] == ["Newer", "Older"]
+
+    _, third_name = slack.press(*_button(second, "Older"))
+    [third] = slack.answers(third_name)
+    assert _numbers(third) == [5, 4, 3, 2, 1]
+    assert [label for label, _, _ in buttons(third)] == ["Newer"]
+
+    _, back_name = slack.press(*_button(third, "Newer"))
+    [back] = slack.answers(back_name)
+    assert _numbers(back) == list(range(25, 5, -1))
+    _, top_name = slack.press(*_button(back, "Newer"))
+    [top] = slack.answers(top_name)
+    assert _numbers(top) == list(range(45, 25, -1))
+    assert [label for label, _, _ in buttons(top)] == ["Older"]
+
+
+def test_a_page_is_checked_against_the_policy_when_pressed(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    _reboots(session_factory, 30)
+    _, name = slack.command("audit")
+    [first] = slack.answers(name)
+    set_policy(session_factory, {**ALL_ALLOWED, "audit": "deny"})
+
+    _, pressed = slack.press(*_button(first, "Older"))
+
+    assert "does not allow `audit`" in slack.answer_text(pressed)
+    assert "reboot number" not in slack.answer_text(pressed)
+
+
+def test_a_forged_page_value_does_nothing(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    value = json.dumps({"f": {"channel": "C0OTHER"}, "b": 5, "h": []})
+
+    _, pressed = slack.press(AUDIT_OLDER_BUTTON, value)
+    _, garbage = slack.press(AUDIT_NEWER_BUTTON, "not json")
+
+    for answer in (pressed, garbage):
+        assert slack.answer_text(answer) == (
+            "This button's data is damaged; nothing was done. Run the command again."
+        )
