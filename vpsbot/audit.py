@@ -151,12 +151,8 @@ def record(
         raise ValueError(f"unknown audit action {action!r}")
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
-    if at is None:
-        at = datetime.now(UTC)
-    elif at.tzinfo is None or at.utcoffset() is None:
+    if at is not None and (at.tzinfo is None or at.utcoffset() is None):
         raise ValueError("at must be timezone-aware")
-    # Stored values are what the hash covers, so trim before hashing.
-    at = at.astimezone(UTC)
     if server_name is not None:
         server_name = server_name[:SERVER_NAME_MAX_CHARS]
     if len(detail) > DETAIL_MAX_CHARS:
@@ -164,6 +160,8 @@ def record(
 
     repository = AuditRepository(session)
     repository.lock_for_append()
+    # Taken under the append lock, so times rise with positions as appends do.
+    at = (at or datetime.now(UTC)).astimezone(UTC)
     # The head, not the newest row, says what comes next: if rows were deleted
     # from the end, the next entry still links to the last one written, and
     # the gap shows.

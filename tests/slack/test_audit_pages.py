@@ -96,3 +96,51 @@ def test_a_forged_page_value_does_nothing(slack, session_factory):
         assert slack.answer_text(answer) == (
             "This button's data is damaged; nothing was done. Run the command again."
         )
+
+
+def test_pages_follow_the_order_shown_when_times_and_positions_disagree(
+    slack, session_factory
+):
+    from datetime import UTC, datetime, timedelta
+
+    set_policy(session_factory, ALL_ALLOWED)
+    _reboots(session_factory, 30)
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    with session_scope(session_factory) as session:
+        for number in range(31, 41):
+            audit.record(
+                session,
+                team=TEAM,
+                channel=CHANNEL,
+                user=ALICE,
+                action="reboot",
+                outcome="succeeded",
+                request_id=f"r-{number:04d}",
+                detail=f"reboot number {number}",
+                at=earlier + timedelta(seconds=number),
+            )
+
+    _, name = slack.command("audit action=reboot")
+    [first] = slack.answers(name)
+    _, second_name = slack.press(*_button(first, "Older"))
+    [second] = slack.answers(second_name)
+
+    assert _numbers(first) == list(range(30, 10, -1))
+    assert _numbers(second) == list(range(10, 0, -1)) + list(range(40, 30, -1))
+    assert buttons(second)[-1][0] == "Newer"
+
+
+def test_forged_values_that_look_valid_are_refused(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    forged = [
+        json.dumps({"f": {}, "b": 10**30, "h": []}),
+        json.dumps({"f": {}, "b": 1, "h": [10**30]}),
+        json.dumps({"f": {"since": "2020-01-01"}, "b": 0, "h": []}),
+        "[" * 1000 + "]" * 1000,
+    ]
+
+    for value in forged:
+        _, pressed = slack.press(AUDIT_OLDER_BUTTON, value)
+        assert slack.answer_text(pressed) == (
+            "This button's data is damaged; nothing was done. Run the command again."
+        )

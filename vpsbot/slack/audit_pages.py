@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 # Slack allows 2,000 characters in a button's value; the oldest page starts
 # are dropped first if a long filter leaves too little room.
 MAX_VALUE = 2000
+# Positions fit a signed 64-bit column.
+MAX_POSITION = 2**63 - 1
 
 
 def show(
@@ -78,7 +80,7 @@ def register(app: App, slack: SlackContext) -> None:
         )
         try:
             filters, before, starts = decode(str(action.get("value") or ""))
-        except ValueError:
+        except (ValueError, RecursionError):
             logger.warning("audit page button with a value that does not parse")
             filters = None
         if actor is None or filters is None:
@@ -140,7 +142,10 @@ def decode(value: str) -> tuple[AuditFilters, int | None, tuple[int, ...]]:
         raise ValueError("unknown or malformed audit filter")
     for key in ("since", "until"):
         if key in fields:
-            fields[key] = datetime.fromisoformat(fields[key])
+            moment = datetime.fromisoformat(fields[key])
+            if moment.tzinfo is None:
+                raise ValueError(f"{key} has no time zone")
+            fields[key] = moment
     before = data.get("b")
     starts = data.get("h")
     if not _whole(before) or not isinstance(starts, list):
@@ -180,4 +185,8 @@ def _buttons(
 
 
 def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_POSITION
+    )

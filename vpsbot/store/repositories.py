@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy import Row, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -317,7 +317,7 @@ class AuditRepository:
         """One channel's entries matching every given filter, newest first.
 
         ``since`` is inclusive and ``until`` exclusive; ``before_seq`` keeps
-        entries appended before that one (for paging).
+        the entries shown after that one in this order (for paging).
         """
         query = select(AuditEntry).where(
             AuditEntry.team == team, AuditEntry.channel == channel
@@ -337,7 +337,20 @@ class AuditRepository:
         if until is not None:
             query = query.where(AuditEntry.at < until)
         if before_seq is not None:
-            query = query.where(AuditEntry.seq < before_seq)
+            # Keyset on the order shown (time, then position), so a page goes
+            # on exactly where the last one ended even when times and positions
+            # disagree (an entry recorded with an earlier time).
+            anchor = (
+                select(AuditEntry.at)
+                .where(AuditEntry.seq == before_seq)
+                .scalar_subquery()
+            )
+            query = query.where(
+                or_(
+                    AuditEntry.at < anchor,
+                    and_(AuditEntry.at == anchor, AuditEntry.seq < before_seq),
+                )
+            )
 
         query = query.order_by(AuditEntry.at.desc(), AuditEntry.seq.desc())
         return list(self._session.scalars(query.limit(limit)))
