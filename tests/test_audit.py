@@ -7,6 +7,7 @@ import threading
 import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, insert, select, text, update
@@ -509,7 +510,7 @@ def _count_entry_selects(engine: Engine) -> list[str]:
     statements: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _seen(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def _seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT") and (
             "FROM audit_entries" in statement
         ):

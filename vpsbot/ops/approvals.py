@@ -433,8 +433,10 @@ class ApprovalOperations:
         refused. Approval runs the action at once, as the requester.
 
         Args:
-            members_of: the user ids in a user group; a group that cannot be
-                read should come back empty (it is then treated so here too).
+            members_of: the user ids in a user group. It returns an empty set
+                for a group that cannot be read for good, and raises
+                ``GroupUnreadableError`` when Slack only asks to wait (the click
+                then decides nothing).
 
         Raises:
             ServerLookupError: no such request in this workspace.
@@ -451,11 +453,9 @@ class ApprovalOperations:
         if actor.user_id == approval.requester:
             if not approve:
                 return self._cancel(approval, now)
-            self._guard.record(
-                approval.actor(actor.user_id),
-                approval.verb,
-                "denied",
-                approval.target,
+            self._refused(
+                approval,
+                actor.user_id,
                 "self-approval refused: the requester cannot approve their own request",
             )
             return Verdict("self", approval)
@@ -471,11 +471,9 @@ class ApprovalOperations:
             if unreadable:
                 # Not a refusal: whether they may decide is not known yet.
                 return Verdict("unchecked", approval)
-            self._guard.record(
-                approval.actor(actor.user_id),
-                approval.verb,
-                "denied",
-                approval.target,
+            self._refused(
+                approval,
+                actor.user_id,
                 f"not an approver here; tried to {'approve' if approve else 'deny'}",
             )
             return Verdict(
@@ -504,12 +502,8 @@ class ApprovalOperations:
         if not approval.pending:
             return Verdict("decided", approval)
         if actor.user_id != approval.requester:
-            self._guard.record(
-                approval.actor(actor.user_id),
-                approval.verb,
-                "denied",
-                approval.target,
-                "tried to cancel someone else's request",
+            self._refused(
+                approval, actor.user_id, "tried to cancel someone else's request"
             )
             return Verdict("not_requester", approval)
         if approval.expires_at <= now:
@@ -569,6 +563,12 @@ class ApprovalOperations:
         return expired
 
     # Steps
+
+    def _refused(self, approval: Approval, user: str, detail: str) -> None:
+        """Audit a click refused without touching the request, as ``denied``."""
+        self._guard.record(
+            approval.actor(user), approval.verb, "denied", approval.target, detail
+        )
 
     def _load(self, actor: Actor, request_id: str) -> Approval:
         approval = self.find(actor.team_id, request_id)
