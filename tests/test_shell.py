@@ -166,7 +166,7 @@ def test_shell_words_are_forgiving_and_unknown_users_are_named():
 def test_typed_mentions_reach_the_app_as_slack_sends_them():
     output = run_script(["/vps reboot web-01", "/vps audit @Alice", "/vps audit @bob"])
 
-    assert "*Audit log*, newest first (1 shown) — user=U0ALICE" in output
+    assert "*Audit log*, newest first (1 shown) — user=@alice" in output
     assert "@alice reboot *web-01* → *succeeded*" in output
     assert "No entries match." in output
 

@@ -50,6 +50,9 @@ class LocalSlack:
     calls: list[SlackCall] = field(default_factory=list)
     # User groups by id, with their members, for ``usergroups.users.list``.
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # Users' time zones (IANA names) for ``users.info``; a user not listed has
+    # none in their profile.
+    time_zones: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -187,6 +190,12 @@ class LocalSlack:
             if members is None:
                 return {"ok": False, "error": "no_such_subteam"}
             return {"ok": True, "users": list(members)}
+        if method == "users.info":
+            user_id = str(body.get("user"))
+            user: dict[str, Any] = {"id": user_id, "team_id": self.team_id}
+            if user_id in self.time_zones:
+                user["tz"] = self.time_zones[user_id]
+            return {"ok": True, "user": user}
         if method in ("views.open", "views.update", "views.push"):
             view = _as_dict(body.get("view"))
             view_id = body.get("view_id") or f"V{next(self._views):08d}"

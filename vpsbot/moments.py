@@ -1,13 +1,14 @@
-"""Points in time as people type them: dates, times and ages, all in UTC.
+"""Points in time as people type them: dates, times and ages.
 
-Shared by ``/vps audit since=… until=…`` and ``vpsbot audit export --since``.
+Shared by ``/vps audit since=… until=…`` (read in the typing user's time zone)
+and ``vpsbot audit export --since`` (read in UTC).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 logger = logging.getLogger(__name__)
 
@@ -17,9 +18,10 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 FORMS = "a date like 2026-12-01, a time like 2026-12-01T08:00, or an age like 2h or 3d"
 
 
-def parse_moment(value: str, now: datetime) -> datetime:
-    """``2026-12-01``, ``2026-12-01T08:00`` (UTC unless an offset is given),
-    ``30m``/``2h``/``3d``/``1w`` before ``now``, ``today`` or ``yesterday``.
+def parse_moment(value: str, now: datetime, zone: tzinfo = UTC) -> datetime:
+    """``2026-12-01``, ``2026-12-01T08:00`` (in ``zone`` unless an offset is
+    given), ``30m``/``2h``/``3d``/``1w`` before ``now``, ``today`` or
+    ``yesterday`` (midnight in ``zone``).
 
     Raises:
         ValueError: none of these forms.
@@ -29,9 +31,27 @@ def parse_moment(value: str, now: datetime) -> datetime:
     if age:
         return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
     if word in ("today", "yesterday"):
-        midnight = now.astimezone(UTC).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        return midnight - timedelta(days=1 if word == "yesterday" else 0)
+        day = now.astimezone(zone).date()
+        if word == "yesterday":
+            day -= timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=zone)
     moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def names_wall_clock(value: str) -> bool:
+    """Whether ``value`` means a different moment in another time zone.
+
+    Ages (``2h``) and times with an offset do not; dates, times without an
+    offset, ``today`` and ``yesterday`` do.
+    """
+    word = value.strip().lower()
+    if _AGE.fullmatch(word):
+        return False
+    if word in ("today", "yesterday"):
+        return True
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment.tzinfo is None

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -133,7 +134,9 @@ class Shell:
             Sandbox(token=SANDBOX_TOKEN, transition_delay=self._transition_delay)
         )
         self._sandbox_server.start()
-        self._slack = LocalSlack(team_id=TEAM).start()
+        self._slack = LocalSlack(
+            team_id=TEAM, time_zones={user_id: "UTC" for user_id in USERS.values()}
+        ).start()
 
         database_url = f"sqlite:///{Path(self._tmp.name) / 'shell.db'}"
         upgrade_database(database_url)
@@ -500,6 +503,7 @@ class Shell:
 
         text = re.sub(r"<@([A-Z0-9]+)(?:\|([^>]+))?>", mention, text)
         text = re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
+        text = re.sub(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>", _local_time, text)
         # Shown as Slack shows it: escaped characters come out as typed.
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
@@ -542,6 +546,12 @@ def _line_buffer() -> str:
     except ImportError:
         return ""
     return readline.get_line_buffer()
+
+
+def _local_time(match: re.Match[str]) -> str:
+    """A Slack date token as the shell's users see it: they all live in UTC."""
+    moment = datetime.fromtimestamp(int(match.group(1)), UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _plain(value: Any) -> str:

@@ -284,7 +284,8 @@ def test_an_expired_requests_buttons_say_so_and_nothing_runs(
 
     assert sandbox.calls == []
     assert slack.answer_text(answer) == (
-        f"This request expired at {past:%H:%M} UTC; nothing was done."
+        f"This request expired at <!date^{int(past.timestamp())}^{{date_num}} "
+        f"{{time}}|{past:%Y-%m-%d %H:%M} UTC>; nothing was done."
     )
     assert slack.answer_text(again) == slack.answer_text(answer)
     [drawn] = _updates_text(local_slack)

@@ -1,4 +1,4 @@
-"""``/vps audit`` pages: Older and Newer buttons redraw the answer in place."""
+"""``/vps audit`` pages: Next and Previous buttons redraw the answer in place."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _button(body: dict, label: str) -> tuple[str, str]:
     return action_id, value
 
 
-def test_older_and_newer_walk_through_the_pages(slack, session_factory):
+def test_next_and_previous_walk_through_the_pages(slack, session_factory):
     set_policy(session_factory, ALL_ALLOWED)
     _reboots(session_factory, 45)
 
@@ -50,26 +50,26 @@ def test_older_and_newer_walk_through_the_pages(slack, session_factory):
 
     [first] = slack.answers(name)
     assert _numbers(first) == list(range(45, 25, -1))
-    assert [label for label, _, _ in buttons(first)] == ["Older"]
+    assert [label for label, _, _ in buttons(first)] == ["Next"]
 
-    _, second_name = slack.press(*_button(first, "Older"))
+    _, second_name = slack.press(*_button(first, "Next"))
     [second] = slack.answers(second_name)
     assert second["replace_original"] is True
     assert _numbers(second) == list(range(25, 5, -1))
-    assert [label for label, _, _ in buttons(second)] == ["Newer", "Older"]
+    assert [label for label, _, _ in buttons(second)] == ["Previous", "Next"]
 
-    _, third_name = slack.press(*_button(second, "Older"))
+    _, third_name = slack.press(*_button(second, "Next"))
     [third] = slack.answers(third_name)
     assert _numbers(third) == [5, 4, 3, 2, 1]
-    assert [label for label, _, _ in buttons(third)] == ["Newer"]
+    assert [label for label, _, _ in buttons(third)] == ["Previous"]
 
-    _, back_name = slack.press(*_button(third, "Newer"))
+    _, back_name = slack.press(*_button(third, "Previous"))
     [back] = slack.answers(back_name)
     assert _numbers(back) == list(range(25, 5, -1))
-    _, top_name = slack.press(*_button(back, "Newer"))
+    _, top_name = slack.press(*_button(back, "Previous"))
     [top] = slack.answers(top_name)
     assert _numbers(top) == list(range(45, 25, -1))
-    assert [label for label, _, _ in buttons(top)] == ["Older"]
+    assert [label for label, _, _ in buttons(top)] == ["Next"]
 
 
 def test_a_page_is_checked_against_the_policy_when_pressed(slack, session_factory):
@@ -79,7 +79,7 @@ def test_a_page_is_checked_against_the_policy_when_pressed(slack, session_factor
     [first] = slack.answers(name)
     set_policy(session_factory, {**ALL_ALLOWED, "audit": "deny"})
 
-    _, pressed = slack.press(*_button(first, "Older"))
+    _, pressed = slack.press(*_button(first, "Next"))
 
     assert "does not allow `audit`" in slack.answer_text(pressed)
     assert "reboot number" not in slack.answer_text(pressed)
@@ -122,12 +122,12 @@ def test_pages_follow_the_order_shown_when_times_and_positions_disagree(
 
     _, name = slack.command("audit action=reboot")
     [first] = slack.answers(name)
-    _, second_name = slack.press(*_button(first, "Older"))
+    _, second_name = slack.press(*_button(first, "Next"))
     [second] = slack.answers(second_name)
 
     assert _numbers(first) == list(range(30, 10, -1))
     assert _numbers(second) == list(range(10, 0, -1)) + list(range(40, 30, -1))
-    assert buttons(second)[-1][0] == "Newer"
+    assert buttons(second)[-1][0] == "Previous"
 
 
 def test_forged_values_that_look_valid_are_refused(slack, session_factory):

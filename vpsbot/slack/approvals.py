@@ -35,7 +35,7 @@ from vpsbot.errors import UserError
 from vpsbot.ops import Actor, Approval, ChangeResult, Operations, PendingAction
 from vpsbot.ops.approvals import MAX_PENDING_LISTED, GroupUnreadableError, Verdict
 from vpsbot.policy import OPERATION_ACTIONS
-from vpsbot.slack import messages
+from vpsbot.slack import messages, timezones
 from vpsbot.slack.context import actor_from_action
 from vpsbot.slack.ids import APPROVE_BUTTON, CANCEL_REQUEST_BUTTON, DENY_BUTTON
 from vpsbot.slack.replies import Replies
@@ -59,8 +59,8 @@ MAX_FIELD = 2000
 
 
 def when(moment: datetime | None) -> str:
-    """A moment as people read it in a request: ``18:50 UTC``."""
-    return f"{moment:%H:%M} UTC" if moment else "an unknown time"
+    """A moment in a request, as mrkdwn each reader sees in their own zone."""
+    return timezones.shown(moment, seconds=False) if moment else "an unknown time"
 
 
 def mention(slack_id: str) -> str:

@@ -1,8 +1,10 @@
-"""``/vps audit`` pages: the first page, and the Newer and Older buttons.
+"""``/vps audit`` pages: the first page, and the Previous and Next buttons.
+
+Pages run newest first: Next shows older entries, Previous newer ones.
 
 A page button carries everything needed to draw its page again: the filters,
 where the page starts (``seq`` of the entry it starts below) and the starts of
-the pages before it, so Newer can walk back. Each press is checked against the
+the pages before it, so Previous can walk back. Each press is checked against the
 channel's policy as it stands then, audited like the command, and redraws the
 message in place.
 """
@@ -11,16 +13,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import ActionsBlock, ButtonElement
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+)
 
 from vpsbot.ops import Actor, AuditFilters, Operations
 from vpsbot.ops.auditing import AuditPage
-from vpsbot.slack import blocks, messages
+from vpsbot.slack import blocks, messages, timezones
 from vpsbot.slack.context import SlackContext, actor_from_action
 from vpsbot.slack.ids import AUDIT_NEWER_BUTTON, AUDIT_OLDER_BUTTON
 from vpsbot.slack.replies import Replies
@@ -30,6 +38,7 @@ logger = logging.getLogger(__name__)
 # Slack allows 2,000 characters in a button's value; the oldest page starts
 # are dropped first if a long filter leaves too little room.
 MAX_VALUE = 2000
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 # Positions fit a signed 64-bit column.
 MAX_POSITION = 2**63 - 1
 
@@ -43,14 +52,18 @@ def show(
     before: int | None = None,
     starts: tuple[int, ...] = (),
     in_place: bool = False,
+    note: str | None = None,
 ) -> None:
     """Draw one page: as a new answer, or (``in_place``) over the pressed one.
 
     ``starts`` are the ``before`` values of the pages above this one, newest
-    first last; 0 stands for the first page.
+    first last; 0 stands for the first page. ``note`` (mrkdwn) is shown under
+    the entries.
     """
     page = ops.audit.page(actor, filters, before_seq=before)
-    shown = blocks.audit_message(page.entries, filters.describe())
+    shown = blocks.audit_message(page.entries, heading(filters))
+    if note:
+        shown.append(ContextBlock(elements=[MarkdownTextObject(text=note)]).to_dict())
     buttons = _buttons(filters, page, before, starts)
     if buttons is not None:
         shown.append(buttons)
@@ -61,14 +74,33 @@ def show(
         replies.ephemeral(text, shown)
 
 
+def heading(filters: AuditFilters) -> str:
+    """The filters as mrkdwn: typed words escaped, times in the reader's zone."""
+    parts = []
+    for name, value in vars(filters).items():
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            text = timezones.shown(value, seconds=False)
+        elif name == "user" and _USER_ID.fullmatch(value):
+            text = f"<@{value}>"
+        else:
+            text = messages.escape(str(value))
+        parts.append(f"{name}={text}")
+    return " ".join(parts)
+
+
 def register(app: App, slack: SlackContext) -> None:
-    """Wire the Newer and Older buttons."""
+    """Wire the Previous and Next buttons."""
 
     def press_audit_page(
         ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
     ) -> None:
-        """Newer or Older under an audit page."""
-        ack()
+        """Previous or Next under an audit page.
+
+        Acknowledged once the work is handed over, so that whoever waits for
+        the pools to go idle after the answer also waits for this work.
+        """
         action = (body.get("actions") or [{}])[0]
         actor = actor_from_action(body, context)
         replies = Replies(
@@ -89,6 +121,7 @@ def register(app: App, slack: SlackContext) -> None:
                 replies.ephemeral,
                 lambda: replies.ephemeral(messages.damaged_button()),
             )
+            ack()
             return
         slack.background.run(
             actor.request_id,
@@ -103,6 +136,7 @@ def register(app: App, slack: SlackContext) -> None:
                 in_place=True,
             ),
         )
+        ack()
 
     app.action(AUDIT_NEWER_BUTTON)(press_audit_page)
     app.action(AUDIT_OLDER_BUTTON)(press_audit_page)
@@ -166,7 +200,7 @@ def _buttons(
         newer_start = starts[-1] if starts else 0
         elements.append(
             ButtonElement(
-                text="Newer",
+                text="Previous",
                 action_id=AUDIT_NEWER_BUTTON,
                 value=encode(filters, newer_start or None, starts[:-1]),
             )
@@ -174,7 +208,7 @@ def _buttons(
     if page.older_than is not None:
         elements.append(
             ButtonElement(
-                text="Older",
+                text="Next",
                 action_id=AUDIT_OLDER_BUTTON,
                 value=encode(filters, page.older_than, (*starts, before or 0)),
             )

@@ -28,7 +28,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from vpsbot.policy import ACTIONS, ChannelRules, admin_mentions, allowed_actions
-from vpsbot.slack import messages
+from vpsbot.slack import messages, timezones
 from vpsbot.slack.ids import (
     DELETE_BUTTON,
     DELETE_NAME_ACTION,
@@ -135,7 +135,7 @@ def server_card(server: Server, *, note: str | None = None) -> Blocks:
             f"{usage.memory_used} MB · disk {usage.disk_used} GB"
         )
     if server.created_at is not None:
-        fields.append(f"*Created*\n{server.created_at:%Y-%m-%d %H:%M} UTC")
+        fields.append(f"*Created*\n{timezones.shown(server.created_at, seconds=False)}")
     blocks: list[Block] = [
         _section(f"*{esc(server.name)}* (id {server.id})"),
         SectionBlock(fields=[MarkdownTextObject(text=field) for field in fields[:10]]),
@@ -343,18 +343,22 @@ def _mention(slack_id: str) -> str:
     return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
 
 
-def audit_message(entries: Sequence[AuditEntry], filters: str) -> Blocks:
-    """``/vps audit``: newest first, one line per entry."""
+def audit_message(entries: Sequence[AuditEntry], heading: str) -> Blocks:
+    """``/vps audit``: newest first, one line per entry.
+
+    ``heading`` is mrkdwn put after the title as it is: the caller escapes it.
+    Times are shown in each reader's own time zone.
+    """
     title = f"*Audit log*, newest first ({len(entries)} shown)"
-    if filters:
-        title += f" — {esc(filters)}"
+    if heading:
+        title += f" — {heading}"
     if not entries:
         return _dicts([_section(title), _context("No entries match.")])
     lines = []
     for entry in entries:
         server = entry.server_name or (str(entry.server_id) if entry.server_id else "")
         line = (
-            f"`{entry.at:%Y-%m-%d %H:%M} UTC` <@{entry.user}> {entry.action}"
+            f"{timezones.shown(entry.at)} <@{entry.user}> {entry.action}"
             f"{' *' + esc(server) + '*' if server else ''} → *{entry.outcome}*"
         )
         if entry.detail:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, tzinfo
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -22,7 +23,7 @@ from vpsbot.slack import audit_pages, blocks, messages
 from vpsbot.slack.approvals import pending_blocks
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
-from vpsbot.slack.parsing import USAGE, Command, ParseError, parse
+from vpsbot.slack.parsing import USAGE, Command, ParseError, in_zone, parse
 from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 Follow = Callable[[Actor, ChangeResult, str, str | None], object]
 # ApprovalDesk.ask: turns an action under an ``approve`` rule into a request.
 Ask = Callable[[Actor, PendingAction, Replies], None]
+# ViewerZones.zone_of bound to a client: user id -> zone, None when unknown.
+ZoneOf = Callable[[str], tzinfo | None]
 # The verbs that change a server without a dialog.
 _CHANGES = ("start", "stop", "reboot", "create", "rename", "backups")
 
@@ -97,6 +100,7 @@ def register(app: App, slack: SlackContext) -> None:
                     replies,
                     follow=slack.follow,
                     ask=slack.approvals.ask,
+                    zone_of=lambda user_id: slack.zones.zone_of(user_id, client),
                 ),
             )
         ack()
@@ -112,13 +116,15 @@ def run_command(
     *,
     follow: Follow | None = None,
     ask: Ask | None = None,
+    zone_of: ZoneOf | None = None,
 ) -> None:
     """Carry out a parsed command that opens no dialog, and answer it.
 
     ``follow`` is called after a create or power action was announced, so that
     the announcement is updated until the server settles. ``ask`` turns a
     change under an ``approve`` rule into an approval request; without it the
-    refusal is answered as is.
+    refusal is answered as is. ``zone_of`` tells a user's time zone, in which
+    the dates and times they type are read (default: UTC).
     """
     if command.verb in _CHANGES and (command.verb != "create" or command.create):
         try:
@@ -162,7 +168,7 @@ def run_command(
         # The notification text is the list's own headline, without its markup.
         replies.ephemeral(listing[0]["text"]["text"].replace("*", ""), listing)
     elif verb == "audit":
-        _audit(ops, command, actor, replies)
+        _audit(ops, command, actor, replies, zone_of)
     elif verb == "policy":
         _policy(ops, command, actor, replies)
     elif verb == "connect":
@@ -240,10 +246,26 @@ def announce_change(
         follow(actor, result, text, ts)
 
 
-def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
+def _audit(
+    ops: Operations,
+    command: Command,
+    actor: Actor,
+    replies: Replies,
+    zone_of: ZoneOf | None,
+) -> None:
     if command.export:
         replies.ephemeral(messages.not_available_yet("audit export"))
         return
+    note = None
+    if command.since_typed is not None or command.until_typed is not None:
+        zone = zone_of(actor.user_id) if zone_of is not None else None
+        if zone is None:
+            note = messages.typed_times_in_utc()
+        try:
+            command = in_zone(command, zone or UTC)
+        except ParseError as exc:
+            replies.ephemeral(str(exc))
+            return
     filters = AuditFilters(
         server=command.server,
         user=command.user,
@@ -252,7 +274,7 @@ def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) ->
         since=command.since,
         until=command.until,
     )
-    audit_pages.show(ops, actor, filters, replies)
+    audit_pages.show(ops, actor, filters, replies, note=note)
 
 
 def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:

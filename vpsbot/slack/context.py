@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vpsbot.errors import StoreUnavailableError
 from vpsbot.ops import Actor, ChangeResult, Operations, new_request_id
 from vpsbot.ops.tracking import EXPECTED_STATUS, Follower
+from vpsbot.slack.timezones import ViewerZones
 from vpsbot.slack.worker import Background
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class SlackContext:
     server_dialogs: ServerDialogs
     approvals: ApprovalDesk
     follower: Follower | None = None
+    zones: ViewerZones = field(default_factory=ViewerZones)
 
     def follow(
         self, actor: Actor, result: ChangeResult, headline: str, ts: str | None

@@ -32,6 +32,13 @@ def not_available_yet(verb: str) -> str:
     )
 
 
+def typed_times_in_utc() -> str:
+    return (
+        "The dates and times you typed were read in UTC: Slack did not tell "
+        "vpsbot your time zone."
+    )
+
+
 def connect_single_workspace() -> str:
     return (
         "`/vps connect` is for multi-workspace installs. This vpsbot runs for one "

@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import logging
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
 from typing import NoReturn
 
 from vpsbot import audit, moments
@@ -85,6 +85,10 @@ class Command:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # ``since``/``until`` as typed when they name a wall-clock time (a date, a
+    # time without offset): read in UTC here, again in the user's zone later.
+    since_typed: str | None = None
+    until_typed: str | None = None
     rules: dict[str, str] = field(default_factory=dict)
     # None: the approvers are not being changed; empty: admins approve.
     approvers: tuple[str, ...] | None = None
@@ -277,7 +281,16 @@ def _parse_audit(verb: str, args: list[str], now: datetime) -> Command:
         )
     since = _moment(verb, "since", options.get("since"), now)
     until = _moment(verb, "until", options.get("until"), now)
-    if since and until and since >= until:
+    since_typed = _wall_clock(options.get("since"))
+    until_typed = _wall_clock(options.get("until"))
+    # A wall-clock time and an absolute one may come in either order
+    # depending on the user's zone; ``in_zone`` checks them then.
+    if (
+        since
+        and until
+        and since >= until
+        and (since_typed is None) == (until_typed is None)
+    ):
         _fail(verb, "`since` must come before `until`")
     return Command(
         "audit",
@@ -287,8 +300,33 @@ def _parse_audit(verb: str, args: list[str], now: datetime) -> Command:
         outcome=outcome.lower() if outcome else None,
         since=since,
         until=until,
+        since_typed=since_typed,
+        until_typed=until_typed,
         export=export,
     )
+
+
+def in_zone(command: Command, zone: tzinfo, now: datetime | None = None) -> Command:
+    """``command`` with its typed dates and times read in ``zone``.
+
+    Raises:
+        ParseError: in that zone, ``since`` no longer comes before ``until``.
+    """
+    if command.since_typed is None and command.until_typed is None:
+        return command
+    now = now or datetime.now(UTC)
+    since, until = command.since, command.until
+    if command.since_typed is not None:
+        since = parse_moment(command.since_typed, now, zone)
+    if command.until_typed is not None:
+        until = parse_moment(command.until_typed, now, zone)
+    if since and until and since >= until:
+        _fail(command.verb, "`since` must come before `until`")
+    return replace(command, since=since, until=until)
+
+
+def _wall_clock(value: str | None) -> str | None:
+    return value if value is not None and moments.names_wall_clock(value) else None
 
 
 def _parse_policy(verb: str, args: list[str], now: datetime) -> Command:

@@ -1,0 +1,63 @@
+"""Points in time as people type them, in UTC or in their own zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from vpsbot.moments import names_wall_clock, parse_moment
+
+NOW = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def test_dates_and_times_without_offset_are_read_in_the_zone_given():
+    assert parse_moment("2026-12-02", NOW) == datetime(2026, 12, 2, tzinfo=UTC)
+    assert parse_moment("2026-12-02", NOW, TOKYO) == datetime(
+        2026, 12, 1, 15, 0, tzinfo=UTC
+    )
+    assert parse_moment("2026-12-02T08:30", NOW, TOKYO) == datetime(
+        2026, 12, 1, 23, 30, tzinfo=UTC
+    )
+
+
+def test_offsets_and_ages_mean_the_same_moment_in_every_zone():
+    assert parse_moment("2026-12-02T08:30Z", NOW, TOKYO) == datetime(
+        2026, 12, 2, 8, 30, tzinfo=UTC
+    )
+    assert parse_moment("2026-12-02T08:30+01:00", NOW, TOKYO) == datetime(
+        2026, 12, 2, 7, 30, tzinfo=UTC
+    )
+    assert parse_moment("2h", NOW, TOKYO) == datetime(2026, 12, 4, 21, 30, tzinfo=UTC)
+
+
+def test_today_and_yesterday_start_at_midnight_in_the_zone():
+    # 23:30 UTC on the 4th is already 08:30 on the 5th in Tokyo.
+    assert parse_moment("today", NOW) == datetime(2026, 12, 4, tzinfo=UTC)
+    assert parse_moment("today", NOW, TOKYO) == datetime(2026, 12, 5, tzinfo=TOKYO)
+    assert parse_moment("yesterday", NOW, TOKYO) == datetime(
+        2026, 12, 3, 15, 0, tzinfo=UTC
+    )
+
+
+def test_which_forms_depend_on_the_zone():
+    assert [
+        names_wall_clock(value)
+        for value in (
+            "2026-12-02",
+            "2026-12-02T08:00",
+            "today",
+            "Yesterday",
+            "2026-12-02T08:00Z",
+            "2026-12-02T08:00+09:00",
+            "3d",
+            "soon",
+        )
+    ] == [True, True, True, True, False, False, False, False]
+
+
+def test_an_unknown_form_is_refused():
+    with pytest.raises(ValueError):
+        parse_moment("next tuesday", NOW, TOKYO)
