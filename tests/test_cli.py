@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import delete, select, text, update
 
 from vpsbot import audit
 from vpsbot.cli import main
 from vpsbot.store import make_engine, make_session_factory, session_scope
+from vpsbot.store.models import AuditEntry, AuditHead
 
 
 def test_serve_without_settings_names_the_missing_variable(tmp_path, monkeypatch):
@@ -308,7 +310,10 @@ def test_audit_prune_removes_old_entries_and_verify_still_passes(tmp_path, monke
     )
     assert again.output == "Nothing older than 30 days; 0 expired claims removed.\n"
     assert verified.exit_code == 0
-    assert verified.output == "Audit log is whole: 0 entries verified.\n"
+    assert re.fullmatch(
+        r"Audit log is whole: 0 entries verified\.\nHead: 3:[0-9a-f]{64}\n",
+        verified.output,
+    )
 
 
 def test_audit_prune_option_overrides_the_setting(tmp_path, monkeypatch):
@@ -417,3 +422,37 @@ def test_serve_warns_at_start_when_the_audit_log_is_not_whole(tmp_path):
         "WARNING vpsbot.audit_upkeep: audit log is NOT whole, first bad entry 2: "
         "entry 2 was changed (run `vpsbot audit verify`; vpsbot keeps running)"
     ) in output
+
+
+def test_audit_verify_prints_the_head_and_checks_anchors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = _log_with_entries(tmp_path, 4, at=datetime.now(UTC))
+    runner = CliRunner()
+    env = {"DATABASE_URL": url}
+
+    first = runner.invoke(main, ["audit", "verify"], env=env)
+    head = first.output.splitlines()[1].removeprefix("Head: ")
+    again = runner.invoke(main, ["audit", "verify", "--anchor", head], env=env)
+    sessions = make_session_factory(make_engine(url))
+    with session_scope(sessions) as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
+        kept = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == 3))
+        session.execute(update(AuditHead).values(seq=3, hash=kept))
+    plain = runner.invoke(main, ["audit", "verify"], env=env)
+    anchored = runner.invoke(main, ["audit", "verify", "--anchor", head], env=env)
+    malformed = runner.invoke(main, ["audit", "verify", "--anchor", "4:xyz"], env=env)
+
+    assert first.exit_code == 0
+    assert re.fullmatch(r"4:[0-9a-f]{64}", head)
+    assert again.exit_code == 0
+    assert again.output == first.output
+    assert plain.exit_code == 0
+    assert anchored.exit_code == 1
+    assert anchored.output.splitlines()[-1] == (
+        "Audit log is NOT whole: entry 4, recorded as an anchor, is gone: the log "
+        "now ends at 3, so entries were removed from its end"
+    )
+    assert malformed.exit_code == 2
+    assert "'4:xyz' is not an anchor; it looks like 1234:<64 hex digits>" in (
+        malformed.output
+    )

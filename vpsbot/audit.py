@@ -10,7 +10,12 @@ behind the program's back.
 
 The chain has no secret key, so someone who can write to the database and
 knows this module can rewrite it consistently; it catches edits made by hand
-or by other tools, not a determined forger.
+or by other tools, not a determined forger. What closes that gap is an anchor
+kept outside the database: ``verify`` reports the head (last position and
+hash), and given heads recorded earlier it checks that each is still in the
+chain. Since each hash covers every entry before it, an anchor that still
+matches proves nothing up to it was rewritten, and one that is gone shows the
+log was cut back.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import csv
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
@@ -100,12 +105,52 @@ class VerifyResult:
         checked: how many entries were read.
         first_bad_seq: position of the first entry found wrong, if any.
         problem: a sentence saying what is wrong; empty when ``ok``.
+        head_seq: position of the last entry (0 for an empty log).
+        head_hash: its hash; keep it, with ``head_seq``, as an anchor.
+        unchecked_anchors: anchors retention removed; nothing can tell
+            whether they were still in the chain.
     """
 
     ok: bool
     checked: int
     first_bad_seq: int | None = None
     problem: str = ""
+    # Where the walk ended, not what it found: left out of comparisons.
+    head_seq: int = field(default=0, compare=False)
+    head_hash: str = field(default=GENESIS_HASH, compare=False)
+    unchecked_anchors: tuple[int, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head recorded earlier, outside the database: position and hash."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``1234:9f86d0…`` (position, colon, 64 hex digits).
+
+        Raises:
+            ValueError: not that form.
+        """
+        seq_text, _, hash_text = text.strip().partition(":")
+        hash_text = hash_text.lower()
+        if not (
+            seq_text.isascii()
+            and seq_text.isdigit()
+            and len(seq_text) <= 18
+            and len(hash_text) == 64
+            and all(char in "0123456789abcdef" for char in hash_text)
+        ):
+            raise ValueError(
+                f"{text[:100]!r} is not an anchor; it looks like 1234:<64 hex digits>"
+            )
+        return cls(int(seq_text), hash_text)
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
 
 
 def record(
@@ -319,18 +364,25 @@ def _write_csv(entries: Iterator[Row[Any]], out: TextIO) -> int:
     return count
 
 
-def verify(session: Session, *, batch_size: int = AUDIT_BATCH_SIZE) -> VerifyResult:
+def verify(
+    session: Session,
+    *,
+    batch_size: int = AUDIT_BATCH_SIZE,
+    anchors: Sequence[Anchor] = (),
+) -> VerifyResult:
     """Walk the chain and report the first entry that does not fit.
 
     Starts from the newest retention checkpoint when there is one (the
     entries before it were removed on purpose), else from the first entry.
     Reads in append order, ``batch_size`` entries per query, and keeps only
-    one batch in memory.
+    one batch in memory. Then each of ``anchors`` must still be in the chain
+    (an anchor retention removed is reported as unchecked).
 
     Args:
         session: a session that has not run anything yet, so that the walk
             reads one snapshot (without blocking writers on SQLite).
         batch_size: entries read per query.
+        anchors: heads recorded earlier, outside the database.
     """
     begin_read_only(session)
     repository = AuditRepository(session)
@@ -356,8 +408,46 @@ def verify(session: Session, *, batch_size: int = AUDIT_BATCH_SIZE) -> VerifyRes
     if end is not None:
         problem, bad_seq = end
         return _failed(walk.checked, bad_seq, problem)
+    unchecked = []
+    for anchor in anchors:
+        if anchor.seq < start_seq:
+            unchecked.append(anchor.seq)
+            continue
+        problem = _anchor_problem(repository, anchor, walk.last_seq, start_seq)
+        if problem is not None:
+            return _failed(walk.checked, min(anchor.seq, walk.last_seq + 1), problem)
     logger.info("audit log verified: %d entries", walk.checked)
-    return VerifyResult(ok=True, checked=walk.checked)
+    return VerifyResult(
+        ok=True,
+        checked=walk.checked,
+        head_seq=walk.last_seq,
+        head_hash=walk.last_hash,
+        unchecked_anchors=tuple(unchecked),
+    )
+
+
+def _anchor_problem(
+    repository: AuditRepository, anchor: Anchor, last_seq: int, start_seq: int
+) -> str | None:
+    """Whether a recorded head is no longer in the (already walked) chain."""
+    if anchor.seq > last_seq:
+        return (
+            f"entry {anchor.seq}, recorded as an anchor, is gone: the log now ends "
+            f"at {last_seq}, so entries were removed from its end"
+        )
+    if anchor.seq == 0:
+        found = GENESIS_HASH
+    elif anchor.seq == start_seq:
+        checkpoint = repository.checkpoint_at(anchor.seq)
+        found = checkpoint.hash if checkpoint is not None else None
+    else:
+        found = repository.hash_at(anchor.seq)
+    if found != anchor.hash:
+        return (
+            f"entry {anchor.seq} no longer has the hash recorded as an anchor: "
+            f"the log was rewritten up to there"
+        )
+    return None
 
 
 def _failed(checked: int, bad_seq: int | None, problem: str) -> VerifyResult:

@@ -197,19 +197,42 @@ def audit_export(fmt: str, since: str | None) -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check that the audit log is complete and unaltered (exit 1 if not)."""
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="SEQ:HASH",
+    help="A head printed by an earlier verify, kept outside the database; it must "
+    "still be in the chain. Repeatable.",
+)
+def audit_verify(anchors: tuple[str, ...]) -> None:
+    """Check that the audit log is complete and unaltered (exit 1 if not).
+
+    Prints the head (last position and hash). Kept where the database's
+    writers cannot reach and passed back with --anchor, it shows whether the
+    log was rewritten or cut back since.
+    """
     from vpsbot import audit as audit_log
     from vpsbot.store import make_session_factory, session_scope
 
     with _clear_errors():
+        try:
+            parsed = [audit_log.Anchor.parse(text) for text in anchors]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--anchor") from None
         settings = load_settings()
         configure_logging(settings, logging.WARNING)
         sessions = make_session_factory(_existing_database(settings.database_url))
         with session_scope(sessions) as session:
-            result = audit_log.verify(session)
+            result = audit_log.verify(session, anchors=parsed)
         if result.ok:
             click.echo(f"Audit log is whole: {result.checked} entries verified.")
+            click.echo(f"Head: {result.head_seq}:{result.head_hash}")
+            for seq in result.unchecked_anchors:
+                click.echo(
+                    f"Anchor at entry {seq} was removed by retention; "
+                    f"it cannot be checked (pass a newer one)."
+                )
             return
         click.echo(f"Audit log is NOT whole: {result.problem}", err=True)
         sys.exit(1)
