@@ -416,7 +416,12 @@ def verify(
         problem = _anchor_problem(repository, anchor, walk.last_seq, start_seq)
         if problem is not None:
             return _failed(walk.checked, min(anchor.seq, walk.last_seq + 1), problem)
-    logger.info("audit log verified: %d entries", walk.checked)
+    logger.info(
+        "audit log verified: %d entries; head %d:%s",
+        walk.checked,
+        walk.last_seq,
+        walk.last_hash,
+    )
     return VerifyResult(
         ok=True,
         checked=walk.checked,
