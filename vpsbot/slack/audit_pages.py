@@ -2,9 +2,10 @@
 
 A page button carries everything needed to draw its page again: the filters,
 where the page starts (``seq`` of the entry it starts below) and the starts of
-the pages before it, so Newer can walk back. Each press is checked against the
-channel's policy as it stands then, audited like the command, and redraws the
-message in place.
+the pages before it, so Newer can walk back. Each press is checked against
+the channel's policy as it stands then, audited like the command, and redraws
+the message in place. Every page also carries Export (``audit_export``),
+whose value holds the filters alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from vpsbot.ops import Actor, AuditFilters, Operations
 from vpsbot.ops.auditing import AuditPage
 from vpsbot.slack import blocks, messages
 from vpsbot.slack.context import SlackContext, actor_from_action
-from vpsbot.slack.ids import AUDIT_NEWER_BUTTON, AUDIT_OLDER_BUTTON
+from vpsbot.slack.ids import (
+    AUDIT_EXPORT_BUTTON,
+    AUDIT_NEWER_BUTTON,
+    AUDIT_OLDER_BUTTON,
+)
 from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
@@ -51,9 +56,7 @@ def show(
     """
     page = ops.audit.page(actor, filters, before_seq=before)
     shown = blocks.audit_message(page.entries, filters.describe())
-    buttons = _buttons(filters, page, before, starts)
-    if buttons is not None:
-        shown.append(buttons)
+    shown.append(_buttons(filters, page, before, starts))
     text = f"{len(page.entries)} audit entries"
     if in_place:
         replies.replace_original(text, shown)
@@ -160,7 +163,7 @@ def _buttons(
     page: AuditPage,
     before: int | None,
     starts: tuple[int, ...],
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     elements = []
     if before is not None:
         newer_start = starts[-1] if starts else 0
@@ -179,8 +182,14 @@ def _buttons(
                 value=encode(filters, page.older_than, (*starts, before or 0)),
             )
         )
-    if not elements:
-        return None
+    # Export takes every matching entry, not only this page's.
+    elements.append(
+        ButtonElement(
+            text="Export",
+            action_id=AUDIT_EXPORT_BUTTON,
+            value=encode(filters, None, ()),
+        )
+    )
     return ActionsBlock(block_id="audit_pages", elements=elements).to_dict()
 
 

@@ -18,7 +18,7 @@ from vpsbot.ops import (
     Operations,
     PendingAction,
 )
-from vpsbot.slack import audit_pages, blocks, messages
+from vpsbot.slack import audit_export, audit_pages, blocks, messages
 from vpsbot.slack.approvals import pending_blocks
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
@@ -241,9 +241,6 @@ def announce_change(
 
 
 def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
-    if command.export:
-        replies.ephemeral(messages.not_available_yet("audit export"))
-        return
     filters = AuditFilters(
         server=command.server,
         user=command.user,
@@ -252,7 +249,10 @@ def _audit(ops: Operations, command: Command, actor: Actor, replies: Replies) ->
         since=command.since,
         until=command.until,
     )
-    audit_pages.show(ops, actor, filters, replies)
+    if command.export:
+        audit_export.export(ops, actor, filters, replies)
+    else:
+        audit_pages.show(ops, actor, filters, replies)
 
 
 def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:
