@@ -166,3 +166,18 @@ def test_local_slack_completes_only_files_it_received():
         assert [call.name for call in slack.calls if call.kind == "upload"] == [
             upload.file_id
         ]
+
+
+def test_an_answer_without_an_upload_url_stops_before_sending(counting_slack):
+    _CountingSlack.upload_url = ""
+    client = WebClient(token="xoxb-test", base_url=counting_slack)
+
+    with tempfile.TemporaryFile() as file, pytest.raises(UploadError) as raised:
+        _upload(client, file, 5)
+
+    assert (raised.value.step, raised.value.error) == (
+        "files.getUploadURLExternal",
+        "no_upload_url",
+    )
+    assert _CountingSlack.received == []
+    assert _CountingSlack.completed == []

@@ -57,6 +57,8 @@ def upload_file(
         raise UploadError("files.getUploadURLExternal", _error_code(exc)) from exc
     upload_url = str(started.get("upload_url") or "")
     file_id = str(started.get("file_id") or "")
+    if not upload_url.startswith(("https://", "http://")) or not file_id:
+        raise UploadError("files.getUploadURLExternal", "no_upload_url")
 
     _post_bytes(client, upload_url, file, size)
 
