@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -249,3 +250,38 @@ def test_an_inline_error_keeps_what_was_typed():
     assert "ordered *web-09* (id 12349): Performance VPS, Debian 12, us-east, " in (
         output
     )
+
+
+def test_an_audit_export_is_uploaded_and_saved(tmp_path):
+    out = io.StringIO()
+    shell = Shell(
+        stdin=io.StringIO(
+            "\n".join(["/vps list", "/vps audit", "/vps audit export action=list"])
+            + "\n"
+        ),
+        stdout=out,
+        interactive=False,
+        transition_delay=60.0,
+        export_dir=tmp_path,
+    )
+    try:
+        shell.start()
+        assert shell.run() == 0
+    finally:
+        shell.close()
+    output = out.getvalue()
+
+    [saved] = list(tmp_path.iterdir())
+    assert re.fullmatch(r"vpsbot-audit-C0SHELL-\d{8}-\d{6}\.csv", saved.name)
+    assert f"[#ops] vpsbot uploaded {saved.name} (1 entry), saved as {saved}" in (
+        output
+    )
+    assert "Audit export: 1 entry (action=list), asked for by @alice." in output
+    # The /vps audit answer offers the same export as a button.
+    assert "Export" in output
+    lines = saved.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == (
+        "at,team,channel,user,action,server_id,server_name,outcome,detail,request_id"
+    )
+    [row] = lines[1:]
+    assert ",T0SHELL,C0SHELL,U0ALICE,list,,,succeeded," in row

@@ -346,6 +346,44 @@ def export(
     return _write_csv(entries, out)
 
 
+def stream_channel(
+    session: Session,
+    *,
+    team: str,
+    channel: str,
+    server_id: int | None = None,
+    server_name: str | None = None,
+    user: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    batch_size: int = AUDIT_BATCH_SIZE,
+) -> Iterator[Row[Any]]:
+    """One channel's entries that match every given filter, oldest first.
+
+    The filters mean what they mean in ``query``. Entries are read
+    ``batch_size`` at a time from one snapshot, so memory stays flat however
+    many match; consume the iterator before the session's transaction ends.
+
+    Args:
+        session: a session that has not run anything yet (see ``export``).
+    """
+    begin_read_only(session)
+    return AuditRepository(session).iter_for_channel(
+        team=team,
+        channel=channel,
+        server_id=server_id,
+        server_name=server_name,
+        user=user,
+        action=action,
+        outcome=outcome,
+        since=since,
+        until=until,
+        batch_size=batch_size,
+    )
+
+
 def _write_jsonl(entries: Iterator[Row[Any]], out: TextIO) -> int:
     count = 0
     for entry in entries:

@@ -5,6 +5,11 @@ The local shell and the tests point the app's Web API client here
 call is recorded in order, so the shell can show what the app said and tests
 can assert on it. Failures can be scripted per method (``not_in_channel``, a
 429 with Retry-After, ``expired_trigger_id``).
+
+File uploads follow Slack's external-upload steps: ``files.getUploadURLExternal``
+hands out a URL on this server, the bytes POSTed there are kept, and
+``files.completeUploadExternal`` shares them (``uploads`` holds each file).
+A failure of the POST itself is scripted under the name ``upload``.
 """
 
 from __future__ import annotations
@@ -25,12 +30,33 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SlackCall:
-    """One request the app made: a Web API method or a response_url post."""
+    """One request the app made: a Web API method, a response_url or upload post."""
 
-    kind: str  # "api" or "response"
-    name: str  # the API method, or the response_url's id
+    kind: str  # "api", "response" or "upload"
+    name: str  # the API method, the response_url's id, or the file id
     body: dict[str, Any]
     token: str | None = None
+
+
+@dataclass
+class Upload:
+    """A file the app uploaded, from the URL it asked for to where it was shared."""
+
+    file_id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    channel_id: str | None = None
+    title: str | None = None
+    initial_comment: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.channel_id is not None
+
+
+# The name under which a failure of the upload POST is scripted.
+UPLOAD = "upload"
 
 
 @dataclass
@@ -53,10 +79,13 @@ class LocalSlack:
     # Users' time zones (IANA names) for ``users.info``; a user not listed has
     # none in their profile.
     time_zones: dict[str, str] = field(default_factory=dict)
+    # Files by id, in the order their upload URLs were asked for.
+    uploads: dict[str, Upload] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
         self._ts = itertools.count(1)
+        self._files = itertools.count(1)
         self._views = itertools.count(1)
         self._failures: dict[str, deque[_Failure]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -130,6 +159,11 @@ class LocalSlack:
                 if c.kind == "response" and (name is None or c.name == name)
             ]
 
+    def completed_uploads(self) -> list[Upload]:
+        """Files shared in a conversation, in the order they were started."""
+        with self._lock:
+            return [upload for upload in self.uploads.values() if upload.completed]
+
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
         """Wait until ``predicate(calls)`` is true; ``False`` on timeout."""
         with self._lock:
@@ -196,12 +230,66 @@ class LocalSlack:
             if user_id in self.time_zones:
                 user["tz"] = self.time_zones[user_id]
             return {"ok": True, "user": user}
+        if method == "files.getUploadURLExternal":
+            return self._start_upload(body)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(body)
         if method in ("views.open", "views.update", "views.push"):
             view = _as_dict(body.get("view"))
             view_id = body.get("view_id") or f"V{next(self._views):08d}"
             view.update({"id": view_id, "hash": f"h{next(self._views)}"})
             return {"ok": True, "view": view}
         return {"ok": True}
+
+    def _start_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        filename = str(body.get("filename") or "")
+        try:
+            length = int(body.get("length") or "")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not filename or length < 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._files):08d}"
+        with self._lock:
+            self.uploads[file_id] = Upload(file_id, filename, length)
+        return {
+            "ok": True,
+            "upload_url": f"{self.base_url}upload/{file_id}",
+            "file_id": file_id,
+        }
+
+    def _receive_upload(self, file_id: str, data: bytes) -> int:
+        """Keep the bytes POSTed to an upload URL; the HTTP status to answer."""
+        failure = self._next_failure(UPLOAD)
+        if failure is not None:
+            return failure.status if failure.status != 200 else 500
+        with self._lock:
+            upload = self.uploads.get(file_id)
+            if upload is None:
+                return 404
+            upload.data = data
+        return 200
+
+    def _complete_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            files = json.loads(str(body.get("files") or ""))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            for item in files:
+                upload = self.uploads.get(str((item or {}).get("id")))
+                if upload is None or upload.data is None:
+                    return {"ok": False, "error": "file_not_found"}
+            shared = []
+            for item in files:
+                upload = self.uploads[item["id"]]
+                upload.channel_id = str(body.get("channel_id") or "")
+                upload.title = item.get("title") or upload.filename
+                upload.initial_comment = body.get("initial_comment")
+                shared.append({"id": upload.file_id, "title": upload.title})
+        return {"ok": True, "files": shared}
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -235,9 +323,14 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             length = int(self.headers.get("Content-Length") or 0)
-            body = _decode(
-                self.headers.get("Content-Type", ""), self.rfile.read(length)
-            )
+            raw = self.rfile.read(length)
+            if self.path.startswith("/upload/"):
+                file_id = self.path.removeprefix("/upload/")
+                slack._record(SlackCall("upload", file_id, {"bytes": len(raw)}))
+                status = slack._receive_upload(file_id, raw)
+                self._send(status, None, {})
+                return
+            body = _decode(self.headers.get("Content-Type", ""), raw)
             if self.path.startswith("/api/"):
                 method = self.path.removeprefix("/api/").split("?")[0]
                 auth = self.headers.get("Authorization", "")

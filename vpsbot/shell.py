@@ -6,10 +6,14 @@ you type becomes the payload Slack would send, signed as Slack would sign it;
 what the app sends back to "Slack" is printed as text. Buttons become numbered
 choices, confirm dialogs become yes/no questions and modals become prompts.
 Standard input that is not a terminal is read as a script, one line at a time.
+A file the app uploads (an audit export) is saved in the export directory, the
+current one unless told otherwise, and its path is printed.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 import sys
@@ -28,7 +32,7 @@ from slack_sdk import WebClient
 from vpsbot import payloads
 from vpsbot.app import VpsBot, create_app
 from vpsbot.config import Secret, Settings
-from vpsbot.localslack import LocalSlack, SlackCall
+from vpsbot.localslack import LocalSlack, SlackCall, Upload
 from vpsbot.ops.tracking import Backoff
 from vpsbot.slack.messages import escape
 from vpsbot.store import (
@@ -104,8 +108,10 @@ class Shell:
         stdout: TextIO,
         interactive: bool,
         transition_delay: float = 5.0,
+        export_dir: Path | None = None,
     ) -> None:
         self._in = stdin
+        self._export_dir = export_dir if export_dir is not None else Path.cwd()
         self._out = stdout
         self._interactive = interactive
         self._transition_delay = transition_delay
@@ -426,6 +432,8 @@ class Shell:
             self._render_message(f"(updated) [#{CHANNEL_NAME}] vpsbot:", body)
         elif call.name == "chat.postEphemeral":
             self._render_message("[only you]", body)
+        elif call.name == "files.completeUploadExternal":
+            self._render_uploads(body)
         elif call.name in ("views.open", "views.update"):
             view = body.get("view") or {}
             if call.name == "views.update" or not view.get("submit"):
@@ -434,6 +442,30 @@ class Shell:
             view_id = body.get("view_id") or f"V-local-{self._views}"
             return {**view, "id": view_id, "hash": f"h{self._views}"}
         return None
+
+    def _render_uploads(self, body: dict[str, Any]) -> None:
+        assert self._slack is not None
+        for file_id in _file_ids(body):
+            upload = self._slack.uploads.get(file_id)
+            if upload is None or not upload.completed or upload.data is None:
+                continue
+            path = self._save(upload)
+            records = _csv_records(upload.data)
+            self._print(
+                f"[#{CHANNEL_NAME}] vpsbot uploaded {upload.filename} "
+                f"({records} {'entry' if records == 1 else 'entries'}), "
+                f"saved as {path}"
+            )
+            if upload.initial_comment:
+                self._print(f"  {self._humanise(upload.initial_comment)}")
+
+    def _save(self, upload: Upload) -> Path:
+        """Write an uploaded file into the export directory; its path."""
+        assert upload.data is not None
+        self._export_dir.mkdir(parents=True, exist_ok=True)
+        path = self._export_dir / Path(upload.filename).name
+        path.write_bytes(upload.data)
+        return path
 
     def _render_message(self, where: str, message: dict[str, Any]) -> None:
         blocks = message.get("blocks")
@@ -593,6 +625,25 @@ def _with_answers(
             block = {**block, "element": element}
         blocks.append(block)
     return {**view, "blocks": blocks}
+
+
+def _file_ids(body: dict[str, Any]) -> list[str]:
+    """The ids in a files.completeUploadExternal call (``files`` is JSON text)."""
+    import json
+
+    try:
+        items = json.loads(str(body.get("files") or "[]"))
+    except ValueError:
+        return []
+    if not isinstance(items, list):
+        return []
+    return [str(item.get("id")) for item in items if isinstance(item, dict)]
+
+
+def _csv_records(data: bytes) -> int:
+    """Rows after the header of a CSV file."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+    return max(sum(1 for _ in reader) - 1, 0)
 
 
 def _view_errors(answer: dict[str, Any]) -> dict[str, str]:

@@ -348,13 +348,6 @@ def test_help_marks_what_the_asker_may_do_here(slack, session_factory):
     assert "— not allowed here" in text
 
 
-def test_commands_of_later_versions_say_so(slack, session_factory):
-    set_policy(session_factory, ALL_ALLOWED)
-
-    _, name = slack.command("audit export")
-    assert "is not available in this version of vpsbot yet" in slack.answer_text(name)
-
-
 def test_audit_shows_this_channels_entries_newest_first(slack, session_factory):
     set_policy(session_factory, ALL_ALLOWED)
     set_policy(session_factory, ALL_ALLOWED, channel="C0OTHER")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import IO
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from vpsbot import audit
+from vpsbot import audit, audit_csv
+from vpsbot.errors import PermissionDeniedError
 from vpsbot.ops.context import Actor, as_server_id
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.store import session_scope
@@ -19,6 +23,8 @@ logger = logging.getLogger(__name__)
 #: Entries on one page of ``/vps audit``: a few sections, well inside Slack's
 #: 50 blocks and 3,000 characters a section.
 PAGE_SIZE = 20
+# Entries read per query while exporting.
+EXPORT_BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,12 @@ class AuditFilters:
     until: datetime | None = None
 
     def describe(self) -> str:
+        """The filters as ``name=value`` words, times in UTC (``…T09:30Z``).
+
+        For audit details and export comments, which everyone reads alike.
+        """
         parts = [
-            f"{name}={value:%Y-%m-%d %H:%M}"
+            f"{name}={value.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
             if isinstance(value, datetime)
             else f"{name}={value}"
             for name, value in vars(self).items()
@@ -53,6 +63,36 @@ class AuditPage:
 
     entries: list[AuditEntry]
     older_than: int | None = None
+
+
+@dataclass
+class AuditExport:
+    """A channel's matching entries as a CSV file on disk, ready to upload.
+
+    Use it as a context manager: leaving it closes (and so deletes) the file.
+
+    Attributes:
+        file: the CSV, UTF-8, rewound to its start.
+        size: the file's length in bytes.
+        count: entries in it (rows after the header).
+        filename: a name for it, with the channel and the time (UTC).
+        filters: what the entries were narrowed to.
+    """
+
+    file: IO[bytes]
+    size: int
+    count: int
+    filename: str
+    filters: AuditFilters
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> AuditExport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class AuditOperations:
@@ -129,3 +169,114 @@ class AuditOperations:
         return AuditPage(
             entries, older_than=entries[-1].seq if older and entries else None
         )
+
+    def export(
+        self,
+        actor: Actor,
+        filters: AuditFilters,
+        *,
+        batch_size: int = EXPORT_BATCH_SIZE,
+        now: datetime | None = None,
+    ) -> AuditExport:
+        """Every entry of the asker's channel that matches, as a CSV file.
+
+        Checked against the channel's ``audit`` rule as it stands; the attempt
+        is audited, refused or not, with how many entries went out. Entries
+        are streamed from the database into a temporary file, oldest first,
+        so memory stays flat however many match. Only ``allow`` lets an export
+        through: an export cannot wait for an approval.
+
+        Raises:
+            PermissionDeniedError: the rule is not ``allow``.
+            StoreUnavailableError: the database did not answer.
+        """
+        target = Target.from_ref(filters.server)
+        decision = self._guard.decision(actor, "audit")
+        if not decision.allowed:
+            self._guard.record(
+                actor,
+                "audit",
+                "denied",
+                target,
+                f"export refused: policy: audit={decision.rule}",
+            )
+            if decision.rule == "approve":
+                raise PermissionDeniedError(
+                    "`audit` needs a second person's approval in this channel, "
+                    "and an export cannot wait for one; an admin can allow it "
+                    "with `/vps policy audit=allow`."
+                )
+            raise PermissionDeniedError(decision.reason)
+
+        server_id = server_name = None
+        if filters.server is not None:
+            server_id = as_server_id(filters.server)
+            if server_id is None:
+                server_name = filters.server
+        # The file outlives this call: the AuditExport returned closes it.
+        spool = tempfile.TemporaryFile(  # noqa: SIM115
+            prefix="vpsbot-audit-", suffix=".csv"
+        )
+        try:
+            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            with session_scope(self._sessions) as session:
+                entries = audit.stream_channel(
+                    session,
+                    team=actor.team_id,
+                    channel=actor.channel_id,
+                    server_id=server_id,
+                    server_name=server_name,
+                    user=filters.user,
+                    action=filters.action,
+                    outcome=filters.outcome,
+                    since=filters.since,
+                    until=filters.until,
+                    batch_size=batch_size,
+                )
+                count = audit_csv.write_entries(entries, text)
+            text.flush()
+            text.detach()
+            size = spool.seek(0, io.SEEK_END)
+            spool.seek(0)
+
+            self._guard.record(
+                actor, "audit", "succeeded", target, _export_detail(count, filters)
+            )
+        except BaseException:
+            spool.close()
+            raise
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        filename = f"vpsbot-audit-{actor.channel_id}-{moment:%Y%m%d-%H%M%S}.csv"
+        logger.info(
+            "audit export of %d entries (%d bytes) in %s [%s]",
+            count,
+            size,
+            actor.channel_id,
+            actor.request_id,
+        )
+        return AuditExport(spool, size, count, filename, filters)
+
+    def record_undelivered(self, actor: Actor, export: AuditExport, why: str) -> None:
+        """Audit that an export was made but could not be handed over.
+
+        ``why`` is a short reason without secrets, such as Slack's error code.
+
+        Raises:
+            StoreUnavailableError: the entry could not be written.
+        """
+        self._guard.record(
+            actor,
+            "audit",
+            "failed",
+            Target.from_ref(export.filters.server),
+            f"export of {_entries(export.count)} not delivered: {why}",
+        )
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
+
+
+def _export_detail(count: int, filters: AuditFilters) -> str:
+    described = filters.describe()
+    return f"export: {_entries(count)}" + (f" ({described})" if described else "")

@@ -10,7 +10,15 @@ from slack_sdk import WebClient
 
 from vpsbot.ops import Actor, ChangeResult, Operations
 from vpsbot.ops.tracking import Follower
-from vpsbot.slack import actions, audit_pages, commands, editing, middleware, views
+from vpsbot.slack import (
+    actions,
+    audit_export,
+    audit_pages,
+    commands,
+    editing,
+    middleware,
+    views,
+)
 from vpsbot.slack.approvals import ApprovalDesk, ApprovalNotices
 from vpsbot.slack.context import SlackContext
 from vpsbot.slack.editing import ServerDialogs
@@ -95,6 +103,7 @@ def build_bolt_app(
     commands.register(app, slack)
     actions.register(app, slack)
     audit_pages.register(app, slack)
+    audit_export.register(app, slack)
     views.register(app, slack.dialogs)
     editing.register(app, slack.server_dialogs)
     desk.register(app)

@@ -4,9 +4,10 @@ Pages run newest first: Next shows older entries, Previous newer ones.
 
 A page button carries everything needed to draw its page again: the filters,
 where the page starts (``seq`` of the entry it starts below) and the starts of
-the pages before it, so Previous can walk back. Each press is checked against the
-channel's policy as it stands then, audited like the command, and redraws the
-message in place.
+the pages before it, so Previous can walk back. Each press is checked against
+the channel's policy as it stands then, audited like the command, and redraws
+the message in place. Every page also carries Export (``audit_export``),
+whose value holds the filters alone.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from vpsbot.ops import Actor, AuditFilters, Operations
 from vpsbot.ops.auditing import AuditPage
 from vpsbot.slack import blocks, messages, timezones
 from vpsbot.slack.context import SlackContext, actor_from_action
-from vpsbot.slack.ids import AUDIT_NEWER_BUTTON, AUDIT_OLDER_BUTTON
+from vpsbot.slack.ids import (
+    AUDIT_EXPORT_BUTTON,
+    AUDIT_NEWER_BUTTON,
+    AUDIT_OLDER_BUTTON,
+)
 from vpsbot.slack.replies import Replies
 
 logger = logging.getLogger(__name__)
@@ -64,9 +69,7 @@ def show(
     shown = blocks.audit_message(page.entries, heading(filters))
     if note:
         shown.append(ContextBlock(elements=[MarkdownTextObject(text=note)]).to_dict())
-    buttons = _buttons(filters, page, before, starts)
-    if buttons is not None:
-        shown.append(buttons)
+    shown.append(_buttons(filters, page, before, starts))
     text = f"{len(page.entries)} audit entries"
     if in_place:
         replies.replace_original(text, shown)
@@ -194,7 +197,7 @@ def _buttons(
     page: AuditPage,
     before: int | None,
     starts: tuple[int, ...],
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     elements = []
     if before is not None:
         newer_start = starts[-1] if starts else 0
@@ -213,8 +216,14 @@ def _buttons(
                 value=encode(filters, page.older_than, (*starts, before or 0)),
             )
         )
-    if not elements:
-        return None
+    # Export takes every matching entry, not only this page's.
+    elements.append(
+        ButtonElement(
+            text="Export",
+            action_id=AUDIT_EXPORT_BUTTON,
+            value=encode(filters, None, ()),
+        )
+    )
     return ActionsBlock(block_id="audit_pages", elements=elements).to_dict()
 
 

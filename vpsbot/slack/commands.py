@@ -19,7 +19,7 @@ from vpsbot.ops import (
     Operations,
     PendingAction,
 )
-from vpsbot.slack import audit_pages, blocks, messages
+from vpsbot.slack import audit_export, audit_pages, blocks, messages
 from vpsbot.slack.approvals import pending_blocks
 from vpsbot.slack.context import SlackContext, actor_from_command
 from vpsbot.slack.ids import COMMAND
@@ -253,9 +253,6 @@ def _audit(
     replies: Replies,
     zone_of: ZoneOf | None,
 ) -> None:
-    if command.export:
-        replies.ephemeral(messages.not_available_yet("audit export"))
-        return
     note = None
     if command.since_typed is not None or command.until_typed is not None:
         zone = zone_of(actor.user_id) if zone_of is not None else None
@@ -274,7 +271,12 @@ def _audit(
         since=command.since,
         until=command.until,
     )
-    audit_pages.show(ops, actor, filters, replies, note=note)
+    if command.export:
+        if note:
+            replies.ephemeral(note)
+        audit_export.export(ops, actor, filters, replies)
+    else:
+        audit_pages.show(ops, actor, filters, replies, note=note)
 
 
 def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -> None:

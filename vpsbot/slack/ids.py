@@ -26,3 +26,6 @@ CANCEL_REQUEST_BUTTON = "vps_approval_cancel"
 # Under a /vps audit page (value: the page's filters and where it starts).
 AUDIT_NEWER_BUTTON = "vps_audit_newer"
 AUDIT_OLDER_BUTTON = "vps_audit_older"
+# Under every /vps audit answer (value: the answer's filters, as the page
+# buttons carry them).
+AUDIT_EXPORT_BUTTON = "vps_audit_export"

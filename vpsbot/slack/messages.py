@@ -131,3 +131,39 @@ def confirm_power(verb: str, name: str) -> str:
             f"starts it."
         )
     return f"{escape(name)} restarts gracefully and is unreachable for a short while."
+
+
+# Audit exports
+
+
+def export_empty(filters: str) -> str:
+    where = f" match `{filters}`" if filters else " are recorded"
+    return f"No audit entries of this channel{where}; nothing was uploaded."
+
+
+def export_comment(count: int, filters: str, user_id: str) -> str:
+    noun = "entry" if count == 1 else "entries"
+    shown = f" ({escape(filters)})" if filters else ""
+    return f"Audit export: {count} {noun}{shown}, asked for by <@{user_id}>."
+
+
+def export_title(channel_id: str) -> str:
+    return f"vpsbot audit export, {channel_id}"
+
+
+def export_failed(error: str) -> str:
+    if error in ("not_in_channel", "channel_not_found"):
+        return (
+            "The export could not be posted here: vpsbot is not a member of this "
+            "conversation. Invite it (`/invite @vpsbot`) and try again."
+        )
+    if error == "ratelimited":
+        return "Slack is limiting uploads right now; try the export again in a minute."
+    if error == "missing_scope":
+        return (
+            "vpsbot may not upload files in this workspace (it lacks the "
+            "`files:write` scope); an admin can reinstall the app to grant it."
+        )
+    if error == "network":
+        return "Slack could not be reached to upload the export; try again later."
+    return f"Slack refused the export upload ({escape(error)}); try again later."

@@ -396,6 +396,66 @@ class AuditRepository:
                 return
             last_seq = rows[-1].seq
 
+    def iter_for_channel(
+        self,
+        *,
+        team: str,
+        channel: str,
+        server_id: int | None = None,
+        server_name: str | None = None,
+        user: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_size: int = AUDIT_BATCH_SIZE,
+    ) -> Iterator[Row[Any]]:
+        """One channel's entries matching every given filter, oldest first.
+
+        The order is time, then position (the order ``list_for_channel``
+        shows, reversed). Keyset paging as in ``iter_all``, on that order:
+        each batch starts after the last (time, position) of the batch
+        before, so one batch is held in memory however many match. Consume
+        it inside one snapshot transaction (``begin_read_only``).
+
+        Raises:
+            ValueError: a ``batch_size`` below 1.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        base = select(*_AUDIT_COLUMNS).where(
+            AuditEntry.team == team, AuditEntry.channel == channel
+        )
+        if server_id is not None:
+            base = base.where(AuditEntry.server_id == server_id)
+        if server_name is not None:
+            base = base.where(AuditEntry.server_name == server_name)
+        if user is not None:
+            base = base.where(AuditEntry.user == user)
+        if action is not None:
+            base = base.where(AuditEntry.action == action)
+        if outcome is not None:
+            base = base.where(AuditEntry.outcome == outcome)
+        if since is not None:
+            base = base.where(AuditEntry.at >= since)
+        if until is not None:
+            base = base.where(AuditEntry.at < until)
+        base = base.order_by(AuditEntry.at, AuditEntry.seq).limit(batch_size)
+
+        query = base
+        while True:
+            rows = self._session.execute(query).all()
+            yield from rows
+            if len(rows) < batch_size:
+                return
+            last = rows[-1]
+            query = base.where(
+                or_(
+                    AuditEntry.at > last.at,
+                    and_(AuditEntry.at == last.at, AuditEntry.seq > last.seq),
+                )
+            )
+
     def latest_checkpoint(self) -> AuditCheckpoint | None:
         """Where retention last cut the log, or ``None`` if it never did."""
         query = select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)
