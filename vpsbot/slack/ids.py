@@ -26,3 +26,9 @@ CANCEL_REQUEST_BUTTON = "vps_approval_cancel"
 # Under a /vps audit page (value: the page's filters and where it starts).
 AUDIT_NEWER_BUTTON = "vps_audit_newer"
 AUDIT_OLDER_BUTTON = "vps_audit_older"
+
+# Approve and Deny on a request listed in the App Home (value: the request's
+# public id). Apart from the channel message's buttons: a click in the Home
+# carries no channel and no response_url.
+HOME_APPROVE_BUTTON = "vps_home_approve"
+HOME_DENY_BUTTON = "vps_home_deny"
