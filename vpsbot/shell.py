@@ -76,6 +76,7 @@ each other's requests; `/vps approvals` lists what waits).
 SHELL_HELP = """\
 :as NAME     act as another user (alice is an admin, bob is not)
 :users       list the users
+:home        open your App Home (recent actions, approvals to decide, activity)
 :wait        wait until the operations being followed have settled
 :quit        leave (also Ctrl-D)
 N            press button N of the messages above
@@ -134,6 +135,8 @@ class Shell:
         )
         self._sandbox_server.start()
         self._slack = LocalSlack(team_id=TEAM).start()
+        # Both users are in #ops, as users.conversations will say.
+        self._slack.memberships.update({user: [CHANNEL] for user in USERS.values()})
 
         database_url = f"sqlite:///{Path(self._tmp.name) / 'shell.db'}"
         upgrade_database(database_url)
@@ -232,6 +235,8 @@ class Shell:
                 self._print(f"{name}  {user_id}{admin}")
         elif word == ":wait":
             self._wait_for_followed()
+        elif word == ":home":
+            self._open_home()
         elif word == ":help":
             self._print(SHELL_HELP)
         else:
@@ -252,6 +257,25 @@ class Shell:
         )
         self._dispatch(body)
 
+    def _open_home(self) -> None:
+        """Open the App Home tab as the current user, as Slack reports it."""
+        assert self._bot is not None and self._slack is not None
+        published = len(self._slack.api_calls("views.publish"))
+        body = payloads.app_home_opened(team_id=TEAM, user_id=USERS[self._user])
+        headers = payloads.signed_headers(
+            SIGNING_SECRET, body, content_type="application/json"
+        )
+        self._bot.bolt.dispatch(BoltRequest(body=body, headers=headers))
+        # Bolt acknowledges an event before its listener runs: wait for the Home.
+        self._slack.wait_for(
+            lambda calls: (
+                sum(call.name == "views.publish" for call in calls) > published
+            ),
+            timeout=30,
+        )
+        self._bot.background.wait_idle(timeout=60)
+        self._render_new_calls()
+
     def _press(self, number: int) -> None:
         button = self._buttons.get(number)
         if button is None:
@@ -259,6 +283,13 @@ class Shell:
             return
         if button.confirm and not self._confirm(button.confirm):
             self._print("Cancelled.")
+            return
+        if button.message.get("type") == "home":
+            self._dispatch(
+                payloads.home_block_action(
+                    button.action, team_id=TEAM, user_id=USERS[self._user]
+                )
+            )
             return
         body = payloads.block_action(
             button.action,
@@ -423,6 +454,14 @@ class Shell:
             self._render_message(f"(updated) [#{CHANNEL_NAME}] vpsbot:", body)
         elif call.name == "chat.postEphemeral":
             self._render_message("[only you]", body)
+        elif call.name == "views.publish":
+            names = {user_id: name for name, user_id in USERS.items()}
+            owner = names.get(str(body.get("user_id")), str(body.get("user_id")))
+            self._print(f"┌─ Home of {owner}")
+            view = body.get("view") or {}
+            for line in self._render_blocks(view.get("blocks", []), {"type": "home"}):
+                self._print(f"│ {line}")
+            self._print("└─")
         elif call.name in ("views.open", "views.update"):
             view = body.get("view") or {}
             if call.name == "views.update" or not view.get("submit"):
@@ -482,7 +521,10 @@ class Shell:
                 "value": button.get("value"),
                 "text": _plain(button.get("text")),
             },
-            message={"type": "message", "blocks": message.get("blocks", [])},
+            message={
+                "type": "home" if message.get("type") == "home" else "message",
+                "blocks": message.get("blocks", []),
+            },
             confirm=button.get("confirm"),
         )
         return f"[{number}] {_plain(button.get('text'))}"
@@ -500,6 +542,14 @@ class Shell:
 
         text = re.sub(r"<@([A-Z0-9]+)(?:\|([^>]+))?>", mention, text)
         text = re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
+        text = re.sub(
+            r"<#([A-Z0-9]+)(?:\|([^>]+))?>",
+            lambda m: (
+                "#"
+                + (m.group(2) or {CHANNEL: CHANNEL_NAME}.get(m.group(1), m.group(1)))
+            ),
+            text,
+        )
         # Shown as Slack shows it: escaped characters come out as typed.
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
