@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -183,7 +184,9 @@ class HomeTab:
         home = self._ops.home.read(
             team_id, user_id, member_of=member_of, members_of=self._members_of
         )
-        self._send(client, user_id, home_view(home, notice=notice), request)
+        # Times in UTC until people's own time zones are known here.
+        view = home_view(home, notice=notice, zone=UTC)
+        self._send(client, user_id, view, request)
 
     def register(self, app: App) -> None:
         """Wire ``app_home_opened`` and the Home's Approve and Deny."""
