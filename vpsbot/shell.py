@@ -540,16 +540,13 @@ class Shell:
         def mention(match: re.Match[str]) -> str:
             return "@" + (match.group(2) or names.get(match.group(1), match.group(1)))
 
+        def channel(match: re.Match[str]) -> str:
+            known = CHANNEL_NAME if match.group(1) == CHANNEL else match.group(1)
+            return "#" + (match.group(2) or known)
+
         text = re.sub(r"<@([A-Z0-9]+)(?:\|([^>]+))?>", mention, text)
         text = re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
-        text = re.sub(
-            r"<#([A-Z0-9]+)(?:\|([^>]+))?>",
-            lambda m: (
-                "#"
-                + (m.group(2) or {CHANNEL: CHANNEL_NAME}.get(m.group(1), m.group(1)))
-            ),
-            text,
-        )
+        text = re.sub(r"<#([A-Z0-9]+)(?:\|([^>]+))?>", channel, text)
         # Shown as Slack shows it: escaped characters come out as typed.
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

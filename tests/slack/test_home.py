@@ -9,6 +9,8 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 
+from slack_sdk import WebClient
+
 from tests.slack.conftest import (
     ALICE,
     ALL_ALLOWED,
@@ -21,6 +23,7 @@ from tests.slack.conftest import (
     set_policy,
 )
 from vpsbot import audit, payloads
+from vpsbot.slack.home import ChannelMemberships
 from vpsbot.slack.ids import APPROVE_BUTTON, HOME_APPROVE_BUTTON, HOME_DENY_BUTTON
 from vpsbot.store import ApprovalRepository, PolicyRepository, session_scope
 from vpsbot.store.models import ApprovalRequest
@@ -445,3 +448,23 @@ def test_a_home_click_on_an_unknown_request_changes_nothing(
 def _entries(session_factory):
     with session_scope(session_factory) as session:
         return audit.query(session, team=TEAM, channel=CHANNEL, limit=100)[::-1]
+
+
+def test_a_channel_list_is_kept_a_minute_and_a_failure_not_at_all(local_slack):
+    now = [0.0]
+    memberships = ChannelMemberships(
+        WebClient(token="xoxb-test", base_url=local_slack.api_url),
+        ttl=60.0,
+        clock=lambda: now[0],
+    )
+    local_slack.memberships[BOB] = [CHANNEL]
+    local_slack.fail("users.conversations", "ratelimited", status=429, retry_after=30)
+
+    assert memberships.of(TEAM, BOB) is None
+    assert memberships.of(TEAM, BOB) == frozenset({CHANNEL})
+    local_slack.memberships[BOB] = [CHANNEL, GROUPED]
+    now[0] = 59.0
+    assert memberships.of(TEAM, BOB) == frozenset({CHANNEL})
+    now[0] = 60.0
+    assert memberships.of(TEAM, BOB) == frozenset({CHANNEL, GROUPED})
+    assert len(local_slack.api_calls("users.conversations")) == 3
