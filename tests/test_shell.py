@@ -285,3 +285,36 @@ def test_an_audit_export_is_uploaded_and_saved(tmp_path):
     )
     [row] = lines[1:]
     assert ",T0SHELL,C0SHELL,U0ALICE,list,,,succeeded," in row
+
+
+def test_bob_approves_alices_request_from_his_home():
+    output = run_script(
+        [
+            '/vps rename web-01 web-09 reason="tidy"',
+            ":as bob",
+            ":home",
+            "4",
+            "/vps list",
+        ]
+    )
+
+    assert "┌─ Home of bob" in output
+    assert "*Pending approvals you can decide*" in output
+    assert "@alice asks to *rename web-01 to web-09* in #ops" in output
+    assert "│ [4] Approve  [5] Deny" in output
+    assert "@alice rename *web-01* → *requested* in #ops" in output
+    # Approve from the Home: the request message is redrawn, alice is told,
+    # the rename is announced, and bob's Home is drawn again.
+    assert "Approved by @bob at " in output
+    assert (
+        "@bob approved your request to *rename web-01 to web-09*: web-01 is now "
+        "called web-09." in output
+    )
+    assert "@alice renamed *web-09* (id 12345)" in output
+    assert output.count("┌─ Home of bob") == 2
+    assert (
+        "│ You approved @alice's request to *rename web-01 to web-09*: web-01 is "
+        "now called web-09." in output
+    )
+    assert "│   (No pending approvals you can decide.)" in output
+    assert "*web-09* `active`" in output

@@ -4,7 +4,9 @@ The local shell and the tests point the app's Web API client here
 (``SLACK_API_URL``) and hand it ``response_url``s that lead here too. Every
 call is recorded in order, so the shell can show what the app said and tests
 can assert on it. Failures can be scripted per method (``not_in_channel``, a
-429 with Retry-After, ``expired_trigger_id``).
+429 with Retry-After, ``expired_trigger_id``). ``groups``, ``memberships`` and
+``time_zones`` answer ``usergroups.users.list``, ``users.conversations`` and
+``users.info``.
 
 File uploads follow Slack's external-upload steps: ``files.getUploadURLExternal``
 hands out a URL on this server, the bytes POSTed there are kept, and
@@ -81,6 +83,8 @@ class LocalSlack:
     time_zones: dict[str, str] = field(default_factory=dict)
     # Files by id, in the order their upload URLs were asked for.
     uploads: dict[str, Upload] = field(default_factory=dict)
+    # Channel ids each user is a member of, for ``users.conversations``.
+    memberships: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -234,6 +238,12 @@ class LocalSlack:
             return self._start_upload(body)
         if method == "files.completeUploadExternal":
             return self._complete_upload(body)
+        if method == "users.conversations":
+            return self._conversations(body)
+        if method == "views.publish":
+            view = _as_dict(body.get("view"))
+            view.update({"id": f"V{next(self._views):08d}", "type": "home"})
+            return {"ok": True, "view": view}
         if method in ("views.open", "views.update", "views.push"):
             view = _as_dict(body.get("view"))
             view_id = body.get("view_id") or f"V{next(self._views):08d}"
@@ -291,6 +301,22 @@ class LocalSlack:
                 shared.append({"id": upload.file_id, "title": upload.title})
         return {"ok": True, "files": shared}
 
+    def _conversations(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A page of ``memberships[user]``; the cursor is the offset as text."""
+        channels = self.memberships.get(str(body.get("user")), [])
+        try:
+            limit = max(1, min(999, int(body.get("limit") or 100)))
+            offset = int(body.get("cursor") or 0)
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        page = channels[offset : offset + limit]
+        more = offset + limit < len(channels)
+        return {
+            "ok": True,
+            "channels": [{"id": channel} for channel in page],
+            "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+        }
+
 
 def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
@@ -344,6 +370,20 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
                 self._send(200, None, {})
             else:
                 self._send(404, {"ok": False, "error": "unknown_path"}, {})
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            """Web API methods the SDK sends as GET (``users.conversations``)."""
+            path, _, query = self.path.partition("?")
+            if not path.startswith("/api/"):
+                self._send(404, {"ok": False, "error": "unknown_path"}, {})
+                return
+            method = path.removeprefix("/api/")
+            body: dict[str, Any] = dict(parse_qsl(query))
+            auth = self.headers.get("Authorization", "")
+            token = auth.removeprefix("Bearer ") if auth else body.get("token")
+            slack._record(SlackCall("api", method, body, token))
+            status, answer, headers = slack.answer(method, body)
+            self._send(status, answer, headers)
 
         def _send(
             self, status: int, answer: dict[str, Any] | None, headers: dict[str, str]

@@ -2,7 +2,7 @@
 
 The local shell hands these to the same Bolt app that ``serve`` runs, and the
 tests post them over HTTP. Field names follow Slack's slash command,
-``block_actions`` and ``view_submission`` payloads.
+``block_actions``, ``view_submission`` and Events API payloads.
 """
 
 from __future__ import annotations
@@ -24,15 +24,22 @@ def new_trigger_id() -> str:
 
 
 def signed_headers(
-    signing_secret: str, body: str, *, timestamp: int | None = None
+    signing_secret: str,
+    body: str,
+    *,
+    timestamp: int | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
 ) -> dict[str, str]:
-    """The headers Slack adds: timestamp, v0 signature, content type."""
+    """The headers Slack adds: timestamp, v0 signature, content type.
+
+    Events come as ``application/json``; everything else is form-encoded.
+    """
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(signing_secret).generate_signature(
         timestamp=stamp, body=body
     )
     return {
-        "content-type": "application/x-www-form-urlencoded",
+        "content-type": content_type,
         "x-slack-request-timestamp": stamp,
         "x-slack-signature": signature,
     }
@@ -175,3 +182,72 @@ def _element_state(element: dict[str, Any], text: str) -> dict[str, Any]:
     if chosen is None and text:
         chosen = {"text": {"type": "plain_text", "text": text}, "value": text}
     return {"type": kind, "selected_option": chosen}
+
+
+def app_home_opened(
+    *, team_id: str, user_id: str, tab: str = "home", event_id: str | None = None
+) -> str:
+    """A JSON ``event_callback`` body: someone opened a tab of the app."""
+    now = int(time.time())
+    payload = {
+        "token": "local-verification-token",
+        "team_id": team_id,
+        "api_app_id": APP_ID,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_trigger_counter):08d}",
+        "event_time": now,
+        "event": {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D0VPSBOT",
+            "tab": tab,
+            "event_ts": f"{now}.000100",
+        },
+        "authorizations": [
+            {
+                "team_id": team_id,
+                "user_id": "U0VPSBOT",
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+    }
+    return json.dumps(payload)
+
+
+def home_block_action(
+    action: dict[str, Any],
+    *,
+    team_id: str,
+    user_id: str,
+    view: dict[str, Any] | None = None,
+    trigger_id: str | None = None,
+) -> str:
+    """A form-encoded ``block_actions`` body for a button in the App Home.
+
+    Like Slack's, it names the view the button is in and carries neither a
+    channel nor a response_url.
+    """
+    shown = {"id": "V0HOME", "type": "home", "blocks": [], **(view or {})}
+    payload = {
+        "type": "block_actions",
+        "api_app_id": APP_ID,
+        "token": "local-verification-token",
+        "trigger_id": trigger_id or new_trigger_id(),
+        "team": {"id": team_id, "domain": "local"},
+        "user": {"id": user_id, "username": "user", "name": "user", "team_id": team_id},
+        "container": {"type": "view", "view_id": shown["id"]},
+        "view": shown,
+        "actions": [
+            {
+                "type": "button",
+                "block_id": action.get("block_id", "b"),
+                "action_id": action["action_id"],
+                "value": action.get("value"),
+                "text": {"type": "plain_text", "text": action.get("text", "")},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+        "state": {"values": {}},
+    }
+    return urlencode({"payload": json.dumps(payload)})

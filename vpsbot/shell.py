@@ -81,6 +81,7 @@ each other's requests; `/vps approvals` lists what waits).
 SHELL_HELP = """\
 :as NAME     act as another user (alice is an admin, bob is not)
 :users       list the users
+:home        open your App Home (recent actions, approvals to decide, activity)
 :wait        wait until the operations being followed have settled
 :quit        leave (also Ctrl-D)
 N            press button N of the messages above
@@ -143,6 +144,8 @@ class Shell:
         self._slack = LocalSlack(
             team_id=TEAM, time_zones={user_id: "UTC" for user_id in USERS.values()}
         ).start()
+        # Both users are in #ops, as users.conversations will say.
+        self._slack.memberships.update({user: [CHANNEL] for user in USERS.values()})
 
         database_url = f"sqlite:///{Path(self._tmp.name) / 'shell.db'}"
         upgrade_database(database_url)
@@ -241,6 +244,8 @@ class Shell:
                 self._print(f"{name}  {user_id}{admin}")
         elif word == ":wait":
             self._wait_for_followed()
+        elif word == ":home":
+            self._open_home()
         elif word == ":help":
             self._print(SHELL_HELP)
         else:
@@ -261,6 +266,25 @@ class Shell:
         )
         self._dispatch(body)
 
+    def _open_home(self) -> None:
+        """Open the App Home tab as the current user, as Slack reports it."""
+        assert self._bot is not None and self._slack is not None
+        published = len(self._slack.api_calls("views.publish"))
+        body = payloads.app_home_opened(team_id=TEAM, user_id=USERS[self._user])
+        headers = payloads.signed_headers(
+            SIGNING_SECRET, body, content_type="application/json"
+        )
+        self._bot.bolt.dispatch(BoltRequest(body=body, headers=headers))
+        # Bolt acknowledges an event before its listener runs: wait for the Home.
+        self._slack.wait_for(
+            lambda calls: (
+                sum(call.name == "views.publish" for call in calls) > published
+            ),
+            timeout=30,
+        )
+        self._bot.background.wait_idle(timeout=60)
+        self._render_new_calls()
+
     def _press(self, number: int) -> None:
         button = self._buttons.get(number)
         if button is None:
@@ -268,6 +292,13 @@ class Shell:
             return
         if button.confirm and not self._confirm(button.confirm):
             self._print("Cancelled.")
+            return
+        if button.message.get("type") == "home":
+            self._dispatch(
+                payloads.home_block_action(
+                    button.action, team_id=TEAM, user_id=USERS[self._user]
+                )
+            )
             return
         body = payloads.block_action(
             button.action,
@@ -434,6 +465,14 @@ class Shell:
             self._render_message("[only you]", body)
         elif call.name == "files.completeUploadExternal":
             self._render_uploads(body)
+        elif call.name == "views.publish":
+            names = {user_id: name for name, user_id in USERS.items()}
+            owner = names.get(str(body.get("user_id")), str(body.get("user_id")))
+            self._print(f"┌─ Home of {owner}")
+            view = body.get("view") or {}
+            for line in self._render_blocks(view.get("blocks", []), {"type": "home"}):
+                self._print(f"│ {line}")
+            self._print("└─")
         elif call.name in ("views.open", "views.update"):
             view = body.get("view") or {}
             if call.name == "views.update" or not view.get("submit"):
@@ -517,7 +556,10 @@ class Shell:
                 "value": button.get("value"),
                 "text": _plain(button.get("text")),
             },
-            message={"type": "message", "blocks": message.get("blocks", [])},
+            message={
+                "type": "home" if message.get("type") == "home" else "message",
+                "blocks": message.get("blocks", []),
+            },
             confirm=button.get("confirm"),
         )
         return f"[{number}] {_plain(button.get('text'))}"
@@ -533,9 +575,14 @@ class Shell:
         def mention(match: re.Match[str]) -> str:
             return "@" + (match.group(2) or names.get(match.group(1), match.group(1)))
 
+        def channel(match: re.Match[str]) -> str:
+            known = CHANNEL_NAME if match.group(1) == CHANNEL else match.group(1)
+            return "#" + (match.group(2) or known)
+
         text = re.sub(r"<@([A-Z0-9]+)(?:\|([^>]+))?>", mention, text)
         text = re.sub(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]+))?>", r"@\1", text)
         text = re.sub(r"<!date\^(\d+)\^[^|>]*(?:\|[^>]*)?>", _local_time, text)
+        text = re.sub(r"<#([A-Z0-9]+)(?:\|([^>]+))?>", channel, text)
         # Shown as Slack shows it: escaped characters come out as typed.
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

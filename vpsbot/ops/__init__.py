@@ -18,6 +18,7 @@ from vpsbot.ops.auditing import AuditFilters, AuditOperations
 from vpsbot.ops.context import Actor, new_request_id
 from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import ApprovalRequiredError, Guard, Target
+from vpsbot.ops.home import Home, HomeOperations
 from vpsbot.ops.policies import PolicyOperations
 from vpsbot.ops.provisioning import CreateOperations, CreateRequest
 from vpsbot.ops.servers import ChangeResult, Edit, ServerOperations, StaleEditError
@@ -35,6 +36,8 @@ __all__ = [
     "Edit",
     "FieldErrors",
     "Guard",
+    "Home",
+    "HomeOperations",
     "Operations",
     "PendingAction",
     "StaleEditError",
@@ -53,6 +56,7 @@ class Operations:
     policies: PolicyOperations
     audit: AuditOperations
     approvals: ApprovalOperations
+    home: HomeOperations
 
     @classmethod
     def build(
@@ -85,4 +89,5 @@ class Operations:
                 create=create,
                 ttl_seconds=approval_ttl,
             ),
+            home=HomeOperations(guard=guard, sessions=sessions),
         )

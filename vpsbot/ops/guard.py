@@ -27,6 +27,7 @@ from vpsbot.errors import (
 from vpsbot.ops.context import Actor, as_server_id
 from vpsbot.policy import OPERATION_ACTIONS, ChannelRules, Decision, decide
 from vpsbot.store import ClaimRepository, PolicyRepository, session_scope
+from vpsbot.store.models import ChannelPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,23 @@ class Target:
         return cls(as_server_id(ref), ref)
 
 
+def rules_of(row: ChannelPolicy | None) -> ChannelRules:
+    """A policy row as plain rules; no row means a channel without a policy."""
+    if row is None:
+        return ChannelRules.unconfigured()
+    return ChannelRules(
+        rules={
+            "read": row.read,
+            "power": row.power,
+            "create": row.create,
+            "modify": row.modify,
+            "delete": row.delete,
+            "audit": row.audit,
+        },
+        approvers=tuple(row.approvers or ()),
+    )
+
+
 class Guard:
     """Policy decisions, audit entries and claims, each in a short transaction."""
 
@@ -87,19 +105,7 @@ class Guard:
             row = PolicyRepository(session).get(
                 team_id=actor.team_id, channel_id=actor.channel_id
             )
-            if row is None:
-                return ChannelRules.unconfigured()
-            return ChannelRules(
-                rules={
-                    "read": row.read,
-                    "power": row.power,
-                    "create": row.create,
-                    "modify": row.modify,
-                    "delete": row.delete,
-                    "audit": row.audit,
-                },
-                approvers=tuple(row.approvers or ()),
-            )
+            return rules_of(row)
 
     def decision(self, actor: Actor, verb: str) -> Decision:
         """Decide ``verb`` for ``actor`` against the channel's current policy."""

@@ -22,6 +22,7 @@ from vpsbot.slack import (
 from vpsbot.slack.approvals import ApprovalDesk, ApprovalNotices
 from vpsbot.slack.context import SlackContext
 from vpsbot.slack.editing import ServerDialogs
+from vpsbot.slack.home import ChannelMemberships, HomeTab
 from vpsbot.slack.replies import Replies
 from vpsbot.slack.views import DeleteDialogs
 from vpsbot.slack.worker import Background
@@ -83,11 +84,9 @@ def build_bolt_app(
     ) -> None:
         commands.announce_change(actor, replies, result, reason, follow=slack.follow)
 
+    notices = notices or ApprovalNotices(client)
     desk = ApprovalDesk(
-        ops=ops,
-        background=background,
-        notices=notices or ApprovalNotices(client),
-        announce=announce,
+        ops=ops, background=background, notices=notices, announce=announce
     )
     slack = SlackContext(
         ops=ops,
@@ -107,4 +106,11 @@ def build_bolt_app(
     views.register(app, slack.dialogs)
     editing.register(app, slack.server_dialogs)
     desk.register(app)
+    HomeTab(
+        ops=ops,
+        background=background,
+        desk=desk,
+        members_of=notices.members_of,
+        memberships=ChannelMemberships(client),
+    ).register(app)
     return app

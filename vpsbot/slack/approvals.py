@@ -515,6 +515,24 @@ class ApprovalDesk:
     def _click(
         self, actor: Actor, action_id: str, public_id: str, replies: Replies
     ) -> None:
+        verdict = self.verdict(actor, action_id, public_id)
+        answer = verdict_text(verdict)
+        if action_id == CANCEL_REQUEST_BUTTON and verdict.kind == "cancelled":
+            replies.replace_original(answer, [_section(answer).to_dict()])
+        else:
+            replies.ephemeral(answer)
+        self.carry_out(actor, verdict, replies.client)
+
+    def verdict(self, actor: Actor, action_id: str, public_id: str) -> Verdict:
+        """Decide (or cancel) the request a click names, once, and log it.
+
+        ``actor`` is who clicked; the request's own channel and policy apply,
+        wherever the click came from (a channel message or the App Home).
+
+        Raises:
+            ServerLookupError: no such request in this workspace.
+            StoreUnavailableError: the database did not answer.
+        """
         approvals = self._ops.approvals
         if action_id == CANCEL_REQUEST_BUTTON:
             verdict = approvals.cancel(actor, public_id)
@@ -533,11 +551,12 @@ class ApprovalDesk:
             verdict.kind,
             actor.request_id,
         )
-        answer = verdict_text(verdict)
-        if action_id == CANCEL_REQUEST_BUTTON and verdict.kind == "cancelled":
-            replies.replace_original(answer, [_section(answer).to_dict()])
-        else:
-            replies.ephemeral(answer)
+        return verdict
+
+    def carry_out(self, actor: Actor, verdict: Verdict, client: WebClient) -> None:
+        """Show what a click changed: redraw the request message in its
+        channel, tell the requester, and announce (and follow) a change that
+        ran."""
         if not verdict.changed:
             return
         approval = verdict.approval
@@ -552,7 +571,7 @@ class ApprovalDesk:
                 approval.request_id,
             )
             announcer = Replies(
-                client=replies.client,
+                client=client,
                 channel_id=approval.channel_id,
                 user_id=approval.requester,
                 response_url=approval.response_url,

@@ -29,3 +29,9 @@ AUDIT_OLDER_BUTTON = "vps_audit_older"
 # Under every /vps audit answer (value: the answer's filters, as the page
 # buttons carry them).
 AUDIT_EXPORT_BUTTON = "vps_audit_export"
+
+# Approve and Deny on a request listed in the App Home (value: the request's
+# public id). Apart from the channel message's buttons: a click in the Home
+# carries no channel and no response_url.
+HOME_APPROVE_BUTTON = "vps_home_approve"
+HOME_DENY_BUTTON = "vps_home_deny"
