@@ -7,7 +7,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,26 @@ class AuditFilters:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def query_terms(self) -> dict[str, Any]:
+        """The filters as ``audit.query`` and ``audit.stream_channel`` take them.
+
+        A numeric server reference means the server id, any other its name.
+        """
+        server_id = server_name = None
+        if self.server is not None:
+            server_id = as_server_id(self.server)
+            if server_id is None:
+                server_name = self.server
+        return {
+            "server_id": server_id,
+            "server_name": server_name,
+            "user": self.user,
+            "action": self.action,
+            "outcome": self.outcome,
+            "since": self.since,
+            "until": self.until,
+        }
 
     def describe(self) -> str:
         """The filters as ``name=value`` words, times in UTC (``…T09:30Z``).
@@ -133,23 +153,12 @@ class AuditOperations:
         """
         target = Target.from_ref(filters.server)
         self._guard.authorize(actor, "audit", target)
-        server_id = server_name = None
-        if filters.server is not None:
-            server_id = as_server_id(filters.server)
-            if server_id is None:
-                server_name = filters.server
         with session_scope(self._sessions) as session:
             entries = audit.query(
                 session,
                 team=actor.team_id,
                 channel=actor.channel_id,
-                server_id=server_id,
-                server_name=server_name,
-                user=filters.user,
-                action=filters.action,
-                outcome=filters.outcome,
-                since=filters.since,
-                until=filters.until,
+                **filters.query_terms(),
                 # One more than shown, to know whether older entries exist.
                 limit=limit + 1,
                 before_seq=before_seq,
@@ -208,11 +217,6 @@ class AuditOperations:
                 )
             raise PermissionDeniedError(decision.reason)
 
-        server_id = server_name = None
-        if filters.server is not None:
-            server_id = as_server_id(filters.server)
-            if server_id is None:
-                server_name = filters.server
         # The file outlives this call: the AuditExport returned closes it.
         spool = tempfile.TemporaryFile(  # noqa: SIM115
             prefix="vpsbot-audit-", suffix=".csv"
@@ -224,13 +228,7 @@ class AuditOperations:
                     session,
                     team=actor.team_id,
                     channel=actor.channel_id,
-                    server_id=server_id,
-                    server_name=server_name,
-                    user=filters.user,
-                    action=filters.action,
-                    outcome=filters.outcome,
-                    since=filters.since,
-                    until=filters.until,
+                    **filters.query_terms(),
                     batch_size=batch_size,
                 )
                 count = audit_csv.write_entries(entries, text)

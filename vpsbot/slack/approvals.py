@@ -489,13 +489,7 @@ class ApprovalDesk:
             action_id = action.get("action_id", "")
             public_id = str(action.get("value") or "")
             actor = actor_from_action(body, context)
-            replies = Replies(
-                client=client,
-                channel_id=actor.channel_id if actor else None,
-                user_id=actor.user_id if actor else "",
-                response_url=body.get("response_url"),
-                request_id=actor.request_id if actor else "-",
-            )
+            replies = Replies.to_click(client, body, actor)
             if actor is None or not public_id:
                 self._background.run(
                     "-", replies.ephemeral, lambda: replies.ephemeral(_DAMAGED)

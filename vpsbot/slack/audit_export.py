@@ -70,17 +70,10 @@ def register(app: App, slack: SlackContext) -> None:
     def press_audit_export(
         ack: Ack, body: dict[str, Any], client: WebClient, context: dict[str, Any]
     ) -> None:
-        """Export under a /vps audit answer."""
-        ack()
+        """Export under a /vps audit answer; acknowledged once handed over."""
         action = (body.get("actions") or [{}])[0]
         actor = actor_from_action(body, context)
-        replies = Replies(
-            client=client,
-            channel_id=actor.channel_id if actor else None,
-            user_id=actor.user_id if actor else "",
-            response_url=body.get("response_url"),
-            request_id=actor.request_id if actor else "-",
-        )
+        replies = Replies.to_click(client, body, actor)
         try:
             filters, _, _ = audit_pages.decode(str(action.get("value") or ""))
         except (ValueError, RecursionError):
@@ -92,11 +85,13 @@ def register(app: App, slack: SlackContext) -> None:
                 replies.ephemeral,
                 lambda: replies.ephemeral(messages.damaged_button()),
             )
+            ack()
             return
         slack.background.run(
             actor.request_id,
             replies.ephemeral,
             lambda: export(slack.ops, actor, filters, replies),
         )
+        ack()
 
     app.action(AUDIT_EXPORT_BUTTON)(press_audit_export)

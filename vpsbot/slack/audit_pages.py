@@ -106,13 +106,7 @@ def register(app: App, slack: SlackContext) -> None:
         """
         action = (body.get("actions") or [{}])[0]
         actor = actor_from_action(body, context)
-        replies = Replies(
-            client=client,
-            channel_id=actor.channel_id if actor else None,
-            user_id=actor.user_id if actor else "",
-            response_url=body.get("response_url"),
-            request_id=actor.request_id if actor else "-",
-        )
+        replies = Replies.to_click(client, body, actor)
         try:
             filters, before, starts = decode(str(action.get("value") or ""))
         except (ValueError, RecursionError):

@@ -15,6 +15,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from vpsbot.ops import Actor
+
 logger = logging.getLogger(__name__)
 
 # chat.postMessage errors that mean "the bot cannot post there", not a fault.
@@ -38,6 +40,20 @@ class Replies:
         self._user_id = user_id
         self._response_url = response_url
         self._request_id = request_id
+
+    @classmethod
+    def to_click(
+        cls, client: WebClient, body: dict[str, Any], actor: Actor | None
+    ) -> Replies:
+        """Answers to a button press by ``actor`` (``None``: it names nobody,
+        so only its ``response_url`` can be answered)."""
+        return cls(
+            client=client,
+            channel_id=actor.channel_id if actor else None,
+            user_id=actor.user_id if actor else "",
+            response_url=body.get("response_url"),
+            request_id=actor.request_id if actor else "-",
+        )
 
     @property
     def response_url(self) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -41,6 +41,40 @@ AUDIT_BATCH_SIZE = 2000
 _AUDIT_COLUMNS = tuple(
     getattr(AuditEntry, column.key) for column in AuditEntry.__table__.columns
 )
+
+
+def _channel_filters(
+    *,
+    team: str,
+    channel: str,
+    server_id: int | None,
+    server_name: str | None,
+    user: str | None,
+    action: str | None,
+    outcome: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ColumnElement[bool]]:
+    """The conditions of a ``/vps audit`` filter, one channel's entries only.
+
+    ``since`` is inclusive and ``until`` exclusive.
+    """
+    conditions = [AuditEntry.team == team, AuditEntry.channel == channel]
+    if server_id is not None:
+        conditions.append(AuditEntry.server_id == server_id)
+    if server_name is not None:
+        conditions.append(AuditEntry.server_name == server_name)
+    if user is not None:
+        conditions.append(AuditEntry.user == user)
+    if action is not None:
+        conditions.append(AuditEntry.action == action)
+    if outcome is not None:
+        conditions.append(AuditEntry.outcome == outcome)
+    if since is not None:
+        conditions.append(AuditEntry.at >= since)
+    if until is not None:
+        conditions.append(AuditEntry.at < until)
+    return conditions
 
 
 def _upsert_insert(session: Session, model: type[Any]) -> Insert:
@@ -320,22 +354,18 @@ class AuditRepository:
         the entries shown after that one in this order (for paging).
         """
         query = select(AuditEntry).where(
-            AuditEntry.team == team, AuditEntry.channel == channel
+            *_channel_filters(
+                team=team,
+                channel=channel,
+                server_id=server_id,
+                server_name=server_name,
+                user=user,
+                action=action,
+                outcome=outcome,
+                since=since,
+                until=until,
+            )
         )
-        if server_id is not None:
-            query = query.where(AuditEntry.server_id == server_id)
-        if server_name is not None:
-            query = query.where(AuditEntry.server_name == server_name)
-        if user is not None:
-            query = query.where(AuditEntry.user == user)
-        if action is not None:
-            query = query.where(AuditEntry.action == action)
-        if outcome is not None:
-            query = query.where(AuditEntry.outcome == outcome)
-        if since is not None:
-            query = query.where(AuditEntry.at >= since)
-        if until is not None:
-            query = query.where(AuditEntry.at < until)
         if before_seq is not None:
             # Keyset on the order shown (time, then position), so a page goes
             # on exactly where the last one ended even when times and positions
@@ -424,22 +454,18 @@ class AuditRepository:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         base = select(*_AUDIT_COLUMNS).where(
-            AuditEntry.team == team, AuditEntry.channel == channel
+            *_channel_filters(
+                team=team,
+                channel=channel,
+                server_id=server_id,
+                server_name=server_name,
+                user=user,
+                action=action,
+                outcome=outcome,
+                since=since,
+                until=until,
+            )
         )
-        if server_id is not None:
-            base = base.where(AuditEntry.server_id == server_id)
-        if server_name is not None:
-            base = base.where(AuditEntry.server_name == server_name)
-        if user is not None:
-            base = base.where(AuditEntry.user == user)
-        if action is not None:
-            base = base.where(AuditEntry.action == action)
-        if outcome is not None:
-            base = base.where(AuditEntry.outcome == outcome)
-        if since is not None:
-            base = base.where(AuditEntry.at >= since)
-        if until is not None:
-            base = base.where(AuditEntry.at < until)
         base = base.order_by(AuditEntry.at, AuditEntry.seq).limit(batch_size)
 
         query = base
