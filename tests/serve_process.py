@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+_SETTINGS_PREFIXES = ("SLACK_", "VPS_", "VPSBOT_", "PORT")
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -26,7 +28,13 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self._env = {**os.environ, **env, "PORT": str(self.port)}
+        # Only the settings given here, never a developer's own.
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if name != "DATABASE_URL" and not name.startswith(_SETTINGS_PREFIXES)
+        }
+        self._env = {**inherited, **env, "PORT": str(self.port)}
         self._args = args
         self.process: subprocess.Popen[bytes] | None = None
 
