@@ -2,8 +2,10 @@
 
 One command, on PostgreSQL, under 50 concurrent senders of signed ``/vps
 list`` commands (the method of ``bench/ack_latency.py``, whose pieces it
-reuses). Every target runs at once, each in processes of its own, and rounds
-alternate between them so that drift on the machine hits all alike:
+reuses). The bare baseline runs throughout; each vpsbot target is started in
+turn, measured in rounds that alternate with the baseline's (so that drift on
+the machine hits both alike), and stopped before the next, so that no more
+than one target's database pools are open at a time:
 
 * ``bare``: the skeleton issue's baseline, a Bolt app whose only listener
   acknowledges ``/vps``, under waitress with 16 threads;
@@ -13,9 +15,10 @@ alternate between them so that drift on the machine hits all alike:
   16 threads a worker).
 
 All vpsbot targets share one fresh database (created on the server given,
-dropped at the end), the provider sandbox and the Slack stand-in. At the end
-the audit log is counted, to show every command was answered, and the
-resident memory of every worker is read from /proc.
+dropped at the end), the provider sandbox and the Slack stand-in. After each
+target the audit log is counted, to show every command was answered; the
+resident memory of every worker is read from /proc and the database
+connections it holds are sampled while it runs.
 
     python bench/serve_workers.py [--senders 50] [--requests 2000] [--rounds 4]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
@@ -29,6 +32,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,9 +48,8 @@ from ack_latency import (
     free_port,
     measure,
     percentile,
-    wait_for_entries,
 )
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -115,6 +118,65 @@ def timed_round(url: str, response_url: str, senders: int, count: int):
     return latencies, time.perf_counter() - started
 
 
+def open_channel(url: str, response_url: str) -> None:
+    """The admin opens the channel for reads, as a team would."""
+    policy = payloads.slash_command(
+        "policy read=allow",
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        user_id=USER,
+        response_url=response_url,
+    )
+    requests.post(
+        url,
+        data=policy.encode(),
+        headers=payloads.signed_headers(SECRET, policy),
+        timeout=10,
+    ).raise_for_status()
+
+
+def audited_lists(database_url: str, expected: int, timeout: float = 600) -> int:
+    """Wait until ``expected`` list commands are audited; how many were."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    query = text("SELECT count(*) FROM audit_entries WHERE action = 'list'")
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as connection:
+                count = connection.execute(query).scalar_one()
+            if count >= expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+class ConnectionSampler:
+    """Samples the connections open to one database, keeping the peak."""
+
+    def __init__(self, admin: Engine, database: str) -> None:
+        self._admin = admin
+        self._database = database
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.peak = 0
+
+    def _run(self) -> None:
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = :name")
+        while not self._stop.wait(0.5):
+            with self._admin.connect() as connection:
+                count = connection.execute(query, {"name": self._database})
+                self.peak = max(self.peak, count.scalar_one())
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -142,6 +204,17 @@ def main() -> None:
     vpsbot_cli = str(Path(python).with_name("vpsbot"))
     logs = tempfile.TemporaryDirectory()
     children: list[subprocess.Popen[str]] = []
+    latencies: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    memory: dict[str, list[float]] = {}
+    connections: dict[str, int] = {}
+
+    def spawn(
+        label: str, command: list[str], env: dict[str, str]
+    ) -> subprocess.Popen[str]:
+        log = open(Path(logs.name) / f"{label}.log", "w")  # noqa: SIM115
+        return subprocess.Popen(command, env=env, stderr=log, text=True)
+
     print(f"load average at start: {load_average()}")
     try:
         sandbox_port = free_port()
@@ -171,89 +244,76 @@ def main() -> None:
         # Migrate once, before the servers start side by side.
         subprocess.run([vpsbot_cli, "db", "upgrade"], env=environment, check=True)
 
-        ports: dict[str, int] = {}
-        pids: dict[str, int] = {}
-
-        def start(label: str, command: list[str], env: dict[str, str]) -> None:
-            log = open(Path(logs.name) / f"{label}.log", "w")  # noqa: SIM115
-            child = subprocess.Popen(command, env=env, stderr=log, text=True)
-            children.append(child)
-            pids[label] = child.pid
-
-        ports["bare"] = free_port()
-        start(
-            "bare",
-            [
-                python,
-                "-c",
-                BARE_APP,
-                SECRET,
-                slack_api,
-                str(ports["bare"]),
-                str(SERVER_THREADS),
-            ],
-            environment,
-        )
-        ports["waitress"] = free_port()
-        start(
-            "waitress",
-            [python, "-c", WAITRESS_APP, str(ports["waitress"]), str(SERVER_THREADS)],
-            environment,
-        )
-        for workers in WORKER_COUNTS:
-            label = f"{workers}w"
-            ports[label] = free_port()
-            start(
-                label,
-                [vpsbot_cli, "serve", "--host", "127.0.0.1", "--workers", str(workers)],
-                {**environment, "PORT": str(ports[label])},
+        bare_port = free_port()
+        children.append(
+            spawn(
+                "bare",
+                [
+                    python,
+                    "-c",
+                    BARE_APP,
+                    SECRET,
+                    slack_api,
+                    str(bare_port),
+                    str(SERVER_THREADS),
+                ],
+                environment,
             )
-        urls = {
-            label: f"http://127.0.0.1:{port}/slack/events"
-            for label, port in ports.items()
-        }
-        wait_until_up(urls["bare"])
-        for label in ("waitress", *(f"{w}w" for w in WORKER_COUNTS)):
-            wait_until_up(f"http://127.0.0.1:{ports[label]}/healthz")
-
-        policy = payloads.slash_command(
-            "policy read=allow",
-            team_id=TEAM,
-            channel_id=CHANNEL,
-            user_id=USER,
-            response_url=response_url,
         )
-        requests.post(
-            urls["1w"],
-            data=policy.encode(),
-            headers=payloads.signed_headers(SECRET, policy),
-            timeout=10,
-        ).raise_for_status()
-
-        warm_up = args.senders * 4
-        for url in urls.values():
-            measure(url, response_url, args.senders, warm_up)
-        vpsbot_labels = [label for label in urls if label != "bare"]
-        sent = warm_up * len(vpsbot_labels)
-        wait_for_entries(database_url, sent, timeout=300)
-
-        latencies: dict[str, list[float]] = {label: [] for label in urls}
-        seconds: dict[str, float] = {label: 0.0 for label in urls}
+        bare_url = f"http://127.0.0.1:{bare_port}/slack/events"
+        wait_until_up(bare_url)
+        bare_pid = children[-1].pid
+        targets: dict[str, list[str]] = {
+            "waitress": [python, "-c", WAITRESS_APP, "{port}", str(SERVER_THREADS)],
+            **{
+                f"{workers}w": [
+                    vpsbot_cli,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--workers",
+                    str(workers),
+                ]
+                for workers in WORKER_COUNTS
+            },
+        }
         per_round = args.requests // args.rounds
-        for _ in range(args.rounds):
-            for label, url in urls.items():
-                values, took = timed_round(url, response_url, args.senders, per_round)
-                latencies[label] += values
-                seconds[label] += took
-        sent += sum(len(latencies[label]) for label in vpsbot_labels)
-        answered = wait_for_entries(database_url, sent, timeout=600)
-
-        memory: dict[str, list[float]] = {}
-        for label, pid in pids.items():
-            workers = children_of(pid) if label.endswith("w") else []
-            memory[label] = [rss_mib(p) for p in workers] or [rss_mib(pid)]
+        warm_up = args.senders * 4
+        sent = 0
+        for label, command in targets.items():
+            port = free_port()
+            child = spawn(
+                label,
+                [part.replace("{port}", str(port)) for part in command],
+                {**environment, "PORT": str(port)},
+            )
+            children.append(child)
+            wait_until_up(f"http://127.0.0.1:{port}/healthz")
+            url = f"http://127.0.0.1:{port}/slack/events"
+            if not sent:
+                open_channel(url, response_url)
+            measure(bare_url, response_url, args.senders, warm_up)
+            measure(url, response_url, args.senders, warm_up)
+            sent += warm_up
+            with ConnectionSampler(admin, name) as sampler:
+                for _ in range(args.rounds):
+                    for who, where in ((f"bare {label}", bare_url), (label, url)):
+                        values, took = timed_round(
+                            where, response_url, args.senders, per_round
+                        )
+                        latencies.setdefault(who, []).extend(values)
+                        seconds[who] = seconds.get(who, 0.0) + took
+                sent += per_round * args.rounds
+                answered = audited_lists(database_url, sent)
+            connections[label] = sampler.peak
+            workers = children_of(child.pid)
+            memory[label] = [rss_mib(pid) for pid in workers] or [rss_mib(child.pid)]
             if workers:
-                memory[label + " master"] = [rss_mib(pid)]
+                memory[label + " master"] = [rss_mib(child.pid)]
+            child.terminate()
+            child.wait(timeout=90)
+            print(f"{label}: {answered} of {sent} list commands answered so far")
+        memory["bare"] = [rss_mib(bare_pid)]
     finally:
         for child in children:
             child.terminate()
@@ -266,30 +326,32 @@ def main() -> None:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
-    count = len(latencies["bare"])
     print(
-        f"database=postgresql senders={args.senders} requests/target={count} "
-        f"rounds={args.rounds} load average at end: {load_average()}"
+        f"database=postgresql senders={args.senders} "
+        f"requests/target={args.requests} rounds={args.rounds} "
+        f"load average at end: {load_average()} bare RSS={memory['bare'][0]:.0f} MiB"
     )
-    bare_p50 = percentile(latencies["bare"], 0.50)
-    bare_p99 = percentile(latencies["bare"], 0.99)
-    bare_rate = count / seconds["bare"]
     print(
-        "| target | p50 | p99 | throughput | p50 / bare | p99 / bare "
-        "| throughput / bare | RSS per worker |"
+        "| target | bare p50 / p99 | p50 | p99 | p50 / bare | p99 / bare "
+        "| throughput (bare) | throughput / bare | RSS per worker "
+        "| database connections at peak |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, values in latencies.items():
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label in targets:
+        values, bare = latencies[label], latencies[f"bare {label}"]
         p50, p99 = percentile(values, 0.50), percentile(values, 0.99)
+        bare_p50, bare_p99 = percentile(bare, 0.50), percentile(bare, 0.99)
         rate = len(values) / seconds[label]
+        bare_rate = len(bare) / seconds[f"bare {label}"]
         rss = memory[label]
         shown_rss = f"{sum(rss) / len(rss):.0f} MiB"
         if label + " master" in memory:
             shown_rss += f" (x{len(rss)}; master {memory[label + ' master'][0]:.0f})"
         print(
-            f"| {label} | {p50:.1f} ms | {p99:.1f} ms | {rate:.0f} req/s "
-            f"| {p50 / bare_p50:.2f} | {p99 / bare_p99:.2f} "
-            f"| {rate / bare_rate:.2f} | {shown_rss} |"
+            f"| {label} | {bare_p50:.1f} / {bare_p99:.1f} ms | {p50:.1f} ms "
+            f"| {p99:.1f} ms | {p50 / bare_p50:.2f} | {p99 / bare_p99:.2f} "
+            f"| {rate:.0f} ({bare_rate:.0f}) req/s | {rate / bare_rate:.2f} "
+            f"| {shown_rss} | {connections[label]} |"
         )
     print(f"list commands answered and audited: {answered} of {sent}")
 
