@@ -21,6 +21,7 @@ resident memory of every worker is read from /proc and the database
 connections it holds are sampled while it runs.
 
     python bench/serve_workers.py [--senders 50] [--requests 2000] [--rounds 4]
+        [--targets waitress,1w,2w,4w]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -58,15 +59,17 @@ from vpsbot import payloads
 WORKER_COUNTS = (1, 2, 4)
 
 # Run as a child process: vpsbot's app under waitress in one process, built
-# from the environment as ``vpsbot serve`` built it before gunicorn.
+# from the environment and logging as ``vpsbot serve`` did before gunicorn.
 WAITRESS_APP = """
 import os, sys, waitress
 from vpsbot.access_log import AccessLog
 from vpsbot.app import create_app
+from vpsbot.cli import configure_logging
 from vpsbot.config import Settings
 from vpsbot.store import make_engine, make_session_factory
 from vpsbot.web import SlackWsgiApp
 settings = Settings.from_env(os.environ)
+configure_logging(settings)
 engine = make_engine(settings.database_url)
 bot = create_app(settings, sessions=make_session_factory(engine))
 bot.start_background()
@@ -187,6 +190,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument(
+        "--targets",
+        default="waitress,1w,2w,4w",
+        help="which vpsbot targets to measure, comma-separated",
+    )
+    parser.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="a PostgreSQL server; a fresh database is made on it for the run",
@@ -277,6 +285,8 @@ def main() -> None:
                 for workers in WORKER_COUNTS
             },
         }
+        chosen = args.targets.split(",")
+        targets = {label: targets[label] for label in chosen}
         per_round = args.requests // args.rounds
         warm_up = args.senders * 4
         sent = 0
