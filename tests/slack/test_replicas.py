@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from tests.serve_process import ServeProcess
@@ -90,9 +91,7 @@ class Shared:
         self.slack = local_slack
         self.sessions = sessions
 
-    def send(self, replica: ServeProcess, body: str):
-        import requests
-
+    def send(self, replica: ServeProcess, body: str) -> requests.Response:
         return requests.post(
             replica.url + "/slack/events",
             data=body.encode(),
