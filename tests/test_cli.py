@@ -268,7 +268,10 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
             process.kill()
 
     assert process.returncode == 0
-    assert "SIGTERM received; finishing acknowledged work, then stopping" in output
+    assert "Handling signal: term" in output
+    assert (
+        "stopping: finishing acknowledged work, releasing followed operations" in output
+    )
     assert "Traceback" not in output
 
 

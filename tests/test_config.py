@@ -73,6 +73,12 @@ def test_values_are_parsed():
         ({"PORT": "3_000"}, "PORT must be a whole number, got '3_000'"),
         ({"VPSBOT_APPROVAL_TTL": "9999999"}, "VPSBOT_APPROVAL_TTL must be at most"),
         ({"VPSBOT_WORKER_THREADS": "100000"}, "VPSBOT_WORKER_THREADS must be at most"),
+        ({"VPSBOT_WEB_WORKERS": "0"}, "VPSBOT_WEB_WORKERS must be at least 1, got 0"),
+        ({"VPSBOT_WEB_WORKERS": "65"}, "VPSBOT_WEB_WORKERS must be at most 64, got 65"),
+        (
+            {"VPSBOT_WEB_WORKERS": "two"},
+            "VPSBOT_WEB_WORKERS must be a whole number, got 'two'",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env, message):
@@ -135,3 +141,8 @@ def test_serving_refuses_oauth_settings_until_the_install_exists():
 
     assert "does not have yet; unset them" in str(refused.value)
     Settings.from_env({}).require_single_workspace()
+
+
+def test_web_workers_default_to_one_and_are_read():
+    assert Settings.from_env({}).web_workers == 1
+    assert Settings.from_env({"VPSBOT_WEB_WORKERS": " 4 "}).web_workers == 4

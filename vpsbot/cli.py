@@ -45,6 +45,8 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        # An access line's fields (vpsbot.access_log) stand on their own.
+        entry.update(getattr(record, "access", None) or {})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -97,14 +99,20 @@ def main() -> None:
 @main.command()
 @click.option("--sandbox", is_flag=True, help="Run the sandbox API in-process.")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")
-def serve(sandbox: bool, host: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes (default: VPSBOT_WEB_WORKERS, else 1); "
+    "more than one needs PostgreSQL.",
+)
+def serve(sandbox: bool, host: str, workers: int | None) -> None:
     """HTTP mode: POST /slack/events, GET /healthz, GET /readyz."""
     from vpsbot.runtime import run_http
 
     with _clear_errors():
         settings = load_settings()
         configure_logging(settings)
-        run_http(settings, host=host, sandbox=sandbox)
+        run_http(settings, host=host, sandbox=sandbox, workers=workers)
 
 
 @main.command()

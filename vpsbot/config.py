@@ -66,6 +66,9 @@ class Settings:
     worker_threads: int = 8
     # Seconds a long operation is followed before vpsbot gives up on it.
     follow_timeout: int = 900
+    # Processes ``vpsbot serve`` forks to answer HTTP; more than one needs
+    # PostgreSQL.
+    web_workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -105,6 +108,8 @@ class Settings:
                 "VPSBOT_FOLLOW_TIMEOUT", 900, minimum=30, maximum=86400
             )
             or 900,
+            web_workers=get.integer("VPSBOT_WEB_WORKERS", 1, minimum=1, maximum=64)
+            or 1,
         )
         if bool(settings.slack_client_id) != bool(settings.slack_client_secret):
             raise ConfigError(

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
+from vpsbot.access_log import AccessLog
 from vpsbot.app import VpsBot, create_app
 from vpsbot.audit_upkeep import AuditUpkeep
 from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
+from vpsbot.errors import ConfigError
 from vpsbot.store import make_engine, make_session_factory, upgrade_database
 from vpsbot.vps import VpsClient
 from vpsbot.web import SlackWsgiApp
@@ -20,18 +24,15 @@ from vpsbot.web import SlackWsgiApp
 logger = logging.getLogger(__name__)
 
 SANDBOX_TOKEN = "sandbox-token"
-# waitress threads only verify, parse and acknowledge; slow work runs on the
-# work pool (VPSBOT_WORKER_THREADS), so a fixed number is enough.
-HTTP_THREADS = 16
 
 
 @contextmanager
-def _provider(
-    settings: Settings, sandbox: bool
-) -> Iterator[tuple[VpsClient, VpsClient] | None]:
-    """The in-process sandbox's clients with ``--sandbox``, else ``None``.
+def _sandbox(sandbox: bool) -> Iterator[str | None]:
+    """The in-process sandbox's URL with ``--sandbox``, else ``None``.
 
-    The second client is for following operations: it never retries.
+    Under ``serve`` it runs in gunicorn's master, shared by every worker. A
+    worker leaves this block too when it exits (it is a fork of the master),
+    but only the master, whose thread serves the sandbox, stops it.
     """
     if not sandbox:
         yield None
@@ -40,13 +41,23 @@ def _provider(
 
     server = SandboxServer(Sandbox(token=SANDBOX_TOKEN))
     server.start()
+    owner = os.getpid()
     logger.info("sandbox VPS.org API at %s", server.url)
-    client = VpsClient(server.url, SANDBOX_TOKEN, pool_size=settings.worker_threads)
-    follow_client = VpsClient(server.url, SANDBOX_TOKEN, max_retries=0)
     try:
-        yield client, follow_client
+        yield server.url
     finally:
-        server.stop()
+        if os.getpid() == owner:
+            server.stop()
+
+
+def _sandbox_clients(
+    settings: Settings, url: str | None
+) -> tuple[VpsClient, VpsClient] | None:
+    """Clients of the sandbox at ``url``; the second (for following) never retries."""
+    if url is None:
+        return None
+    client = VpsClient(url, SANDBOX_TOKEN, pool_size=settings.worker_threads)
+    return client, VpsClient(url, SANDBOX_TOKEN, max_retries=0)
 
 
 def _build(
@@ -54,7 +65,6 @@ def _build(
     clients: tuple[VpsClient, VpsClient] | None,
     catalog: Catalog,
 ) -> tuple[VpsBot, Engine, AuditUpkeep]:
-    upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     vps, follow_vps = clients if clients is not None else (None, None)
@@ -87,38 +97,77 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
-    """Serve Slack's requests over HTTP until interrupted.
+def _require_shared_database(settings: Settings, workers: int) -> None:
+    """Several workers need a database that several processes write at once.
 
     Raises:
-        ConfigError: a required setting is missing.
+        ConfigError: more than one worker on SQLite.
     """
-    import waitress
+    if (
+        workers > 1
+        and make_url(settings.database_url).get_backend_name() != "postgresql"
+    ):
+        raise ConfigError(
+            f"{workers} web workers need PostgreSQL (SQLite lets one process "
+            f"write at a time); set DATABASE_URL to a postgresql:// URL or run "
+            f"one worker (VPSBOT_WEB_WORKERS=1)"
+        )
 
+
+def run_http(
+    settings: Settings, *, host: str, sandbox: bool, workers: int | None = None
+) -> None:
+    """Serve Slack's requests over HTTP with gunicorn until stopped.
+
+    Settings are checked and migrations applied once, here, before the
+    workers fork; each worker then builds its own app (``vpsbot.serving``).
+
+    Args:
+        workers: processes to fork (default ``VPSBOT_WEB_WORKERS``).
+
+    Raises:
+        ConfigError: a required setting is missing, or several workers were
+            asked for on SQLite.
+    """
+    from vpsbot.serving import GunicornServer, ServedApp
+
+    workers = workers or settings.web_workers
     settings.require_single_workspace()
     settings.require("slack_signing_secret", "slack_bot_token")
     if not sandbox:
         settings.require("vps_api_token")
+    _require_shared_database(settings, workers)
     catalog = Catalog.load(settings.catalog_path)
-    with _provider(settings, sandbox) as clients:
-        bot, engine, upkeep = _build(settings, clients, catalog)
-        assert settings.slack_signing_secret is not None
-        app = SlackWsgiApp(
-            bot.bolt, engine, signing_secret=settings.slack_signing_secret.value
-        )
-        _stop_on_sigterm()
-        logger.info("vpsbot serving on http://%s:%d/slack/events", host, settings.port)
-        try:
-            waitress.serve(
-                app,
-                host=host,
-                port=settings.port,
-                threads=HTTP_THREADS,
-                ident="vpsbot",
+    assert settings.slack_signing_secret is not None
+    signing_secret = settings.slack_signing_secret.value
+    upgrade_database(settings.database_url)
+    with _sandbox(sandbox) as sandbox_url:
+
+        def build_worker() -> ServedApp:
+            # Migrations ran above; a readiness probe needs no report of its own.
+            logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+            clients = _sandbox_clients(settings, sandbox_url)
+            bot, engine, upkeep = _build(settings, clients, catalog)
+            app = AccessLog(
+                SlackWsgiApp(bot.bolt, engine, signing_secret=signing_secret)
             )
-        finally:
-            upkeep.stop()
-            bot.close()
+
+            def close() -> None:
+                upkeep.stop()
+                bot.close()
+                engine.dispose()
+
+            return ServedApp(wsgi=app, close=close)
+
+        logger.info(
+            "vpsbot serving on http://%s:%d/slack/events with %d worker(s)",
+            host,
+            settings.port,
+            workers,
+        )
+        GunicornServer(
+            build_worker, host=host, port=settings.port, workers=workers
+        ).run()
 
 
 def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
@@ -140,7 +189,9 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
 
         settings = settings.replace(slack_signing_secret=Secret("socket-mode"))
     catalog = Catalog.load(settings.catalog_path)
-    with _provider(settings, sandbox) as clients:
+    upgrade_database(settings.database_url)
+    with _sandbox(sandbox) as sandbox_url:
+        clients = _sandbox_clients(settings, sandbox_url)
         bot, _, upkeep = _build(settings, clients, catalog)
         assert settings.slack_app_token is not None
         _stop_on_sigterm()
