@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot import audit
 from vpsbot.store import session_scope
-from vpsbot.store.models import AuditEntry, AuditHead
+from vpsbot.store.models import AuditCheckpoint, AuditEntry, AuditHead
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -88,7 +88,6 @@ def test_verify_reports_the_head_and_an_old_head_stays_in_the_chain(
     assert result.checked == 6
     assert result.head_seq == 6
     assert len(result.head_hash) == 64
-    assert result.unchecked_anchors == ()
 
 
 def test_an_anchor_catches_a_log_cut_back_that_the_chain_misses(
@@ -136,7 +135,7 @@ def test_an_anchor_before_a_rewrite_still_holds(
     assert _verify(session_factory, before).ok
 
 
-def test_anchors_removed_by_retention_are_reported_unchecked(
+def test_an_anchor_retention_removed_fails_as_a_forged_checkpoint_would(
     session_factory: sessionmaker[Session],
 ) -> None:
     _fill(session_factory, 1, 2)
@@ -144,6 +143,7 @@ def test_anchors_removed_by_retention_are_reported_unchecked(
     _fill(session_factory, 3, 4)
     at_cut = _head(session_factory)
     _fill(session_factory, 5, 6)
+    newest = _head(session_factory)
     with session_scope(session_factory) as session:
         audit.prune(
             session,
@@ -151,15 +151,54 @@ def test_anchors_removed_by_retention_are_reported_unchecked(
             now=T0 + timedelta(days=1, minutes=4, seconds=30),
         )
 
-    result = _verify(session_factory, old, at_cut)
+    assert _verify(session_factory, newest).ok
+    for anchor, seq in ((old, 2), (at_cut, 4)):
+        result = _verify(session_factory, newest, anchor)
+        assert not result.ok
+        assert result.problem == (
+            f"entry {seq}, recorded as an anchor, is no longer in the log: a "
+            f"retention checkpoint at entry 4 says it was removed, which cannot be "
+            f"told from a forged checkpoint; if retention really removed it, check "
+            f"with a newer anchor"
+        )
 
-    assert result.ok
-    assert result.checked == 2
-    assert result.unchecked_anchors == (2,)
+
+def test_a_forged_checkpoint_over_an_emptied_log_fails_the_anchor(
+    session_factory: sessionmaker[Session],
+) -> None:
+    _fill(session_factory, 1, 5)
+    anchor = _head(session_factory)
+    seq, hash_text = anchor.split(":")
+    with session_scope(session_factory) as session:
+        session.execute(delete(AuditEntry))
+        session.add(
+            AuditCheckpoint(
+                seq=int(seq),
+                hash=hash_text,
+                removed=5,
+                cutoff=T0 + timedelta(days=1),
+                pruned_at=T0 + timedelta(days=1),
+            )
+        )
+
+    assert _verify(session_factory).ok
+    result = _verify(session_factory, anchor)
+    assert not result.ok
+    assert result.problem.startswith(
+        "entry 5, recorded as an anchor, is no longer in the log: a retention "
+        "checkpoint at entry 5 says it was removed"
+    )
 
 
 def test_an_anchor_must_look_like_one() -> None:
     assert audit.Anchor.parse(" 12:" + "AB" * 32) == audit.Anchor(12, "ab" * 32)
-    for text in ("12", "12:abc", "x:" + "a" * 64, "١٢:" + "a" * 64, "12:" + "g" * 64):
+    for text in (
+        "12",
+        "12:abc",
+        "x:" + "a" * 64,
+        "١٢:" + "a" * 64,
+        "12:" + "g" * 64,
+        "0:" + "0" * 64,
+    ):
         with pytest.raises(ValueError, match="is not an anchor"):
             audit.Anchor.parse(text)

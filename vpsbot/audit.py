@@ -107,8 +107,6 @@ class VerifyResult:
         problem: a sentence saying what is wrong; empty when ``ok``.
         head_seq: position of the last entry (0 for an empty log).
         head_hash: its hash; keep it, with ``head_seq``, as an anchor.
-        unchecked_anchors: anchors retention removed; nothing can tell
-            whether they were still in the chain.
     """
 
     ok: bool
@@ -118,7 +116,6 @@ class VerifyResult:
     # Where the walk ended, not what it found: left out of comparisons.
     head_seq: int = field(default=0, compare=False)
     head_hash: str = field(default=GENESIS_HASH, compare=False)
-    unchecked_anchors: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,7 @@ class Anchor:
 
     @classmethod
     def parse(cls, text: str) -> Anchor:
-        """``1234:9f86d0…`` (position, colon, 64 hex digits).
+        """``1234:9f86d0…`` (position from 1, colon, 64 hex digits).
 
         Raises:
             ValueError: not that form.
@@ -141,6 +138,7 @@ class Anchor:
             seq_text.isascii()
             and seq_text.isdigit()
             and len(seq_text) <= 18
+            and int(seq_text) >= 1
             and len(hash_text) == 64
             and all(char in "0123456789abcdef" for char in hash_text)
         ):
@@ -413,8 +411,8 @@ def verify(
     Starts from the newest retention checkpoint when there is one (the
     entries before it were removed on purpose), else from the first entry.
     Reads in append order, ``batch_size`` entries per query, and keeps only
-    one batch in memory. Then each of ``anchors`` must still be in the chain
-    (an anchor retention removed is reported as unchecked).
+    one batch in memory. Then each of ``anchors`` must still be in the chain,
+    after the retention checkpoint.
 
     Args:
         session: a session that has not run anything yet, so that the walk
@@ -446,11 +444,7 @@ def verify(
     if end is not None:
         problem, bad_seq = end
         return _failed(walk.checked, bad_seq, problem)
-    unchecked = []
     for anchor in anchors:
-        if anchor.seq < start_seq:
-            unchecked.append(anchor.seq)
-            continue
         problem = _anchor_problem(repository, anchor, walk.last_seq, start_seq)
         if problem is not None:
             return _failed(walk.checked, min(anchor.seq, walk.last_seq + 1), problem)
@@ -465,27 +459,31 @@ def verify(
         checked=walk.checked,
         head_seq=walk.last_seq,
         head_hash=walk.last_hash,
-        unchecked_anchors=tuple(unchecked),
     )
 
 
 def _anchor_problem(
     repository: AuditRepository, anchor: Anchor, last_seq: int, start_seq: int
 ) -> str | None:
-    """Whether a recorded head is no longer in the (already walked) chain."""
+    """Whether a recorded head is no longer in the (already walked) chain.
+
+    An anchor at or before the retention checkpoint fails too: the checkpoint
+    is a row anyone with write access can forge, with the hash copied from
+    the entry before deleting it, so it cannot vouch for the anchor.
+    """
     if anchor.seq > last_seq:
         return (
             f"entry {anchor.seq}, recorded as an anchor, is gone: the log now ends "
             f"at {last_seq}, so entries were removed from its end"
         )
-    if anchor.seq == 0:
-        found = GENESIS_HASH
-    elif anchor.seq == start_seq:
-        checkpoint = repository.checkpoint_at(anchor.seq)
-        found = checkpoint.hash if checkpoint is not None else None
-    else:
-        found = repository.hash_at(anchor.seq)
-    if found != anchor.hash:
+    if anchor.seq <= start_seq:
+        return (
+            f"entry {anchor.seq}, recorded as an anchor, is no longer in the log: "
+            f"a retention checkpoint at entry {start_seq} says it was removed, "
+            f"which cannot be told from a forged checkpoint; if retention really "
+            f"removed it, check with a newer anchor"
+        )
+    if repository.hash_at(anchor.seq) != anchor.hash:
         return (
             f"entry {anchor.seq} no longer has the hash recorded as an anchor: "
             f"the log was rewritten up to there"

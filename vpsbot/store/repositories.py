@@ -487,11 +487,6 @@ class AuditRepository:
         query = select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)
         return self._session.scalars(query).first()
 
-    def checkpoint_at(self, seq: int) -> AuditCheckpoint | None:
-        """The checkpoint retention left at ``seq``, if one did."""
-        query = select(AuditCheckpoint).where(AuditCheckpoint.seq == seq)
-        return self._session.scalars(query).first()
-
     def first_seq_through(self, seq: int) -> int | None:
         """The lowest ``seq`` at or before ``seq``, or ``None`` if none is left."""
         return self._session.scalar(
