@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 
+from sqlalchemy import select
+
 from tests.slack.conftest import ALICE, ALL_ALLOWED, CHANNEL, TEAM, buttons, set_policy
 from vpsbot import audit
 from vpsbot.slack.ids import AUDIT_NEWER_BUTTON, AUDIT_OLDER_BUTTON
 from vpsbot.store import session_scope
+from vpsbot.store.models import AuditEntry
 
 
 def _reboots(session_factory, count: int) -> None:
@@ -144,3 +147,43 @@ def test_forged_values_that_look_valid_are_refused(slack, session_factory):
         assert slack.answer_text(pressed) == (
             "This button's data is damaged; nothing was done. Run the command again."
         )
+
+
+def test_reads_under_approve_are_refused_and_audited_like_deny(slack, session_factory):
+    set_policy(session_factory, {**ALL_ALLOWED, "audit": "approve", "read": "approve"})
+    _reboots(session_factory, 3)
+
+    _, audit_answer = slack.command("audit")
+    _, list_answer = slack.command("list")
+    _, pressed = slack.press(
+        AUDIT_OLDER_BUTTON, json.dumps({"f": {}, "b": 2, "h": [0]})
+    )
+
+    assert slack.answer_text(audit_answer) == (
+        "`audit` needs a second person's approval in this channel, and reading "
+        "cannot wait for one; an admin can allow it with `/vps policy audit=allow`."
+    )
+    assert slack.answer_text(list_answer) == (
+        "`read` needs a second person's approval in this channel, and reading "
+        "cannot wait for one; an admin can allow it with `/vps policy read=allow`."
+    )
+    assert slack.answer_text(pressed) == slack.answer_text(audit_answer)
+    with session_scope(session_factory) as session:
+        refused = session.execute(
+            select(AuditEntry.action, AuditEntry.outcome, AuditEntry.detail)
+            .where(AuditEntry.seq > 3)
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [tuple(row) for row in refused] == [
+        (
+            "audit",
+            "denied",
+            "policy: audit=approve (a read cannot wait for an approval)",
+        ),
+        ("list", "denied", "policy: read=approve (a read cannot wait for an approval)"),
+        (
+            "audit",
+            "denied",
+            "policy: audit=approve (a read cannot wait for an approval)",
+        ),
+    ]

@@ -31,6 +31,9 @@ from vpsbot.store.models import ChannelPolicy
 
 logger = logging.getLogger(__name__)
 
+# Policy actions that only read: an answer cannot wait for an approval.
+READ_ACTIONS = ("read", "audit")
+
 # A claim on a server outlasts the longest time a live request can hold it:
 # two reads (each up to four attempts, waiting out a Retry-After of up to 20 s)
 # and one change (30 s write timeout) stay well under five minutes. Only a
@@ -120,8 +123,9 @@ class Guard:
         this very verb (``actor.approval_id``), and a check made only to open a
         dialog (``audited=False``): its submission becomes the request. It
         raises ``ApprovalRequiredError`` otherwise, without an audit entry: the
-        request that follows is recorded as ``requested``. ``deny`` always
-        refuses.
+        request that follows is recorded as ``requested``. Reads (``read``,
+        ``audit``) cannot wait for an approval: under ``approve`` they are
+        refused and audited like ``deny``. ``deny`` always refuses.
 
         Raises:
             PermissionDeniedError: the rule is ``deny``.
@@ -131,6 +135,21 @@ class Guard:
         decision = self.decision(actor, verb)
         if decision.allowed:
             return
+        if decision.rule == "approve" and decision.action in READ_ACTIONS:
+            if audited:
+                self.record(
+                    actor,
+                    verb,
+                    "denied",
+                    target,
+                    f"policy: {decision.action}=approve (a read cannot wait for "
+                    f"an approval)",
+                )
+            raise PermissionDeniedError(
+                f"`{decision.action}` needs a second person's approval in this "
+                f"channel, and reading cannot wait for one; an admin can allow it "
+                f"with `/vps policy {decision.action}=allow`."
+            )
         if decision.rule == "approve":
             if actor.approval_id is not None and actor.approved_verb == verb:
                 logger.debug(
