@@ -459,3 +459,18 @@ def test_audit_verify_prints_the_head_and_checks_anchors(tmp_path, monkeypatch):
     assert "'4:xyz' is not an anchor; it looks like 1234:<64 hex digits>" in (
         malformed.output
     )
+
+
+def test_audit_export_refuses_a_since_out_of_range(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = _log_with_entries(tmp_path, 1, at=datetime.now(UTC))
+
+    result = CliRunner().invoke(
+        main, ["audit", "export", "--since", "999999w"], env={"DATABASE_URL": url}
+    )
+
+    assert result.exit_code == 2
+    assert "'999999w' is not a time; times from 1970 to 8999 are accepted" in (
+        result.output
+    )
+    assert "Traceback" not in result.output

@@ -61,3 +61,31 @@ def test_which_forms_depend_on_the_zone():
 def test_an_unknown_form_is_refused():
     with pytest.raises(ValueError):
         parse_moment("next tuesday", NOW, TOKYO)
+
+
+def test_moments_come_back_in_utc_and_far_ends_are_refused():
+    kathmandu = ZoneInfo("Asia/Kathmandu")
+    honolulu = ZoneInfo("Pacific/Honolulu")
+
+    assert parse_moment("2026-12-02T08:30", NOW, TOKYO).tzinfo is UTC
+    for value, zone in (
+        ("999999w", UTC),
+        ("0001-01-01", kathmandu),
+        ("9999-12-31T23:59", honolulu),
+        ("1969-12-31T23:59Z", UTC),
+    ):
+        with pytest.raises(ValueError, match="^times from 1970 to 8999 are accepted$"):
+            parse_moment(value, NOW, zone)
+
+
+def test_a_range_in_a_spring_forward_gap_is_compared_as_instants():
+    new_york = ZoneInfo("America/New_York")
+
+    since = parse_moment("2026-03-08T02:30", NOW, new_york)
+    until = parse_moment("2026-03-08T03:00", NOW, new_york)
+
+    # 02:30 does not exist that night; read before the change it is 07:30 UTC,
+    # later than 03:00 EDT (07:00 UTC).
+    assert since == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    assert until == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    assert since > until

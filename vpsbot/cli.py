@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from vpsbot import __version__
 from vpsbot.config import Settings
 from vpsbot.errors import ConfigError, StoreUnavailableError, VpsbotError
-from vpsbot.moments import FORMS, parse_moment
+from vpsbot.moments import FORMS, OUT_OF_RANGE, parse_moment
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +314,8 @@ def _parse_since(value: str | None) -> datetime | None:
         return None
     try:
         return parse_moment(value, datetime.now(UTC))
-    except ValueError:
+    except ValueError as exc:
+        problem = str(exc) if str(exc) == OUT_OF_RANGE else f"use {FORMS}"
         raise click.BadParameter(
-            f"{value!r} is not a time; use {FORMS}", param_hint="--since"
+            f"{value!r} is not a time; {problem}", param_hint="--since"
         ) from None

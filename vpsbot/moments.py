@@ -15,17 +15,33 @@ logger = logging.getLogger(__name__)
 _AGE = re.compile(r"(\d{1,6})([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
+# The moments a filter may name: anything else is a typing slip, and the
+# far ends of the calendar overflow once a time zone is applied.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+OUT_OF_RANGE = "times from 1970 to 8999 are accepted"
+
 FORMS = "a date like 2026-12-01, a time like 2026-12-01T08:00, or an age like 2h or 3d"
 
 
 def parse_moment(value: str, now: datetime, zone: tzinfo = UTC) -> datetime:
     """``2026-12-01``, ``2026-12-01T08:00`` (in ``zone`` unless an offset is
     given), ``30m``/``2h``/``3d``/``1w`` before ``now``, ``today`` or
-    ``yesterday`` (midnight in ``zone``).
+    ``yesterday`` (midnight in ``zone``); in UTC, between 1970 and 9000.
 
     Raises:
-        ValueError: none of these forms.
+        ValueError: none of these forms, or a moment out of that range.
     """
+    try:
+        moment = _read(value, now, zone).astimezone(UTC)
+    except OverflowError:
+        raise ValueError(OUT_OF_RANGE) from None
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(OUT_OF_RANGE)
+    return moment
+
+
+def _read(value: str, now: datetime, zone: tzinfo) -> datetime:
     word = value.strip().lower()
     age = _AGE.fullmatch(word)
     if age:

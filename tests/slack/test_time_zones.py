@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 
-from tests.slack.conftest import ALICE, ALL_ALLOWED, CHANNEL, TEAM, set_policy
+from tests.slack.conftest import ALICE, ALL_ALLOWED, BOB, CHANNEL, TEAM, set_policy
 from vpsbot import audit
 from vpsbot.localslack import LocalSlack
 from vpsbot.slack import timezones
@@ -164,3 +164,43 @@ def test_the_order_of_a_mixed_range_is_judged_in_the_viewers_zone(
         "Usage: `/vps audit [<server>] [<@user>] [action=…] [outcome=…] "
         "[since=…] [until=…]`"
     )
+
+
+def test_times_out_of_range_get_the_usage_answer(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    slack.local.time_zones[ALICE] = "Pacific/Honolulu"
+
+    response, _ = slack.command("audit since=999999w")
+    far, _ = slack.command("audit export until=9999-12-31T23:59")
+    # Before 1970 only once read in bob's zone (UTC+05:30 at that time).
+    slack.local.time_zones[BOB] = "Asia/Kathmandu"
+    _, early = slack.command("audit since=1970-01-01T05:00", user=BOB)
+
+    assert response.status_code == 200
+    assert response.json()["text"] == (
+        "That `audit` is not quite right: `since=999999w` is out of range; times "
+        "from 1970 to 8999 are accepted. Usage: `/vps audit [<server>] [<@user>] "
+        "[action=…] [outcome=…] [since=…] [until=…]`"
+    )
+    assert far.json()["text"] == (
+        "That `audit` is not quite right: `until=9999-12-31T23:59` is out of range; "
+        "times from 1970 to 8999 are accepted. Usage: `/vps audit [<server>] "
+        "[<@user>] [action=…] [outcome=…] [since=…] [until=…]`"
+    )
+    assert slack.answer_text(early) == (
+        "That `audit` is not quite right: `since=1970-01-01T05:00` is out of range; "
+        "times from 1970 to 8999 are accepted. Usage: `/vps audit [<server>] "
+        "[<@user>] [action=…] [outcome=…] [since=…] [until=…]`"
+    )
+
+
+def test_a_range_inside_a_spring_forward_gap_is_refused_not_emptied(
+    slack, session_factory
+):
+    set_policy(session_factory, ALL_ALLOWED)
+    slack.local.time_zones[ALICE] = "America/New_York"
+
+    _, name = slack.command("audit since=2026-03-08T02:30 until=2026-03-08T03:00")
+
+    assert "`since` must come before `until`" in slack.answer_text(name)
+    assert "Audit log" not in slack.answer_text(name)

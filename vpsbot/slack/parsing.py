@@ -315,14 +315,28 @@ def in_zone(command: Command, zone: tzinfo, now: datetime | None = None) -> Comm
     if command.since_typed is None and command.until_typed is None:
         return command
     now = now or datetime.now(UTC)
-    since, until = command.since, command.until
-    if command.since_typed is not None:
-        since = parse_moment(command.since_typed, now, zone)
-    if command.until_typed is not None:
-        until = parse_moment(command.until_typed, now, zone)
+    since = _in_zone(command, "since", command.since, command.since_typed, now, zone)
+    until = _in_zone(command, "until", command.until, command.until_typed, now, zone)
     if since and until and since >= until:
         _fail(command.verb, "`since` must come before `until`")
     return replace(command, since=since, until=until)
+
+
+def _in_zone(
+    command: Command,
+    name: str,
+    parsed: datetime | None,
+    typed: str | None,
+    now: datetime,
+    zone: tzinfo,
+) -> datetime | None:
+    """One end of a range, read again in ``zone`` if it was typed wall-clock."""
+    if typed is None:
+        return parsed
+    try:
+        return parse_moment(typed, now, zone)
+    except ValueError as exc:
+        _fail(command.verb, _time_problem(name, typed, exc))
 
 
 def _wall_clock(value: str | None) -> str | None:
@@ -440,8 +454,14 @@ def _moment(verb: str, name: str, value: str | None, now: datetime) -> datetime 
         return None
     try:
         return parse_moment(value, now)
-    except ValueError:
-        _fail(verb, f"`{name}={_clip(value)}` is not a time; use {moments.FORMS}")
+    except ValueError as exc:
+        _fail(verb, _time_problem(name, value, exc))
+
+
+def _time_problem(name: str, value: str, exc: ValueError) -> str:
+    if str(exc) == moments.OUT_OF_RANGE:
+        return f"`{name}={_clip(value)}` is out of range; {moments.OUT_OF_RANGE}"
+    return f"`{name}={_clip(value)}` is not a time; use {moments.FORMS}"
 
 
 def _fail(verb: str, problem: str) -> NoReturn:
