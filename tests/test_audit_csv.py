@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from vpsbot.audit_csv import neutralise, write_entries
+from vpsbot.slack import messages
 from vpsbot.store.models import AuditEntry
 
 
@@ -80,4 +81,11 @@ def test_write_entries_of_nothing_is_the_header_alone():
     assert out.getvalue() == (
         "at,team,channel,user,action,server_id,server_name,outcome,detail,"
         "request_id\r\n"
+    )
+
+
+def test_the_nothing_matched_sentence_keeps_typed_text_inert():
+    assert messages.export_empty("server=<!channel> `x`") == (
+        "No audit entries of this channel match `server=&lt;!channel&gt; 'x'`; "
+        "nothing was uploaded."
     )

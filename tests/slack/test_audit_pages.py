@@ -187,3 +187,37 @@ def test_reads_under_approve_are_refused_and_audited_like_deny(slack, session_fa
             "policy: audit=approve (a read cannot wait for an approval)",
         ),
     ]
+
+
+def test_a_bare_word_like_a_user_id_is_a_server_name(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    with session_scope(session_factory) as session:
+        audit.record(
+            session,
+            team=TEAM,
+            channel=CHANNEL,
+            user=ALICE,
+            action="reboot",
+            outcome="succeeded",
+            request_id="r-web01",
+            server_id=7,
+            server_name="WEB01",
+        )
+
+    _, name = slack.command("audit WEB01")
+
+    [answer] = slack.answers(name)
+    assert "server=WEB01" in answer["blocks"][0]["text"]["text"]
+    assert "(1 shown)" in answer["blocks"][0]["text"]["text"]
+
+
+def test_filter_values_with_control_characters_are_refused(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+
+    _, pressed = slack.press(
+        AUDIT_OLDER_BUTTON, json.dumps({"f": {"server": "a\u0000b"}, "b": 0, "h": []})
+    )
+
+    assert slack.answer_text(pressed) == (
+        "This button's data is damaged; nothing was done. Run the command again."
+    )

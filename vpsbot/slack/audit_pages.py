@@ -168,7 +168,7 @@ def decode(value: str) -> tuple[AuditFilters, int | None, tuple[int, ...]]:
     fields = data["f"]
     known = set(vars(AuditFilters()))
     if not set(fields) <= known or not all(
-        isinstance(item, str) for item in fields.values()
+        isinstance(item, str) and item.isprintable() for item in fields.values()
     ):
         raise ValueError("unknown or malformed audit filter")
     for key in ("since", "until"):

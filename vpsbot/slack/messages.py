@@ -137,7 +137,9 @@ def confirm_power(verb: str, name: str) -> str:
 
 
 def export_empty(filters: str) -> str:
-    where = f" match `{filters}`" if filters else " are recorded"
+    # Escaped, and kept inside its code span: a backtick would end it.
+    shown = escape(filters).replace("`", "'")
+    where = f" match `{shown}`" if filters else " are recorded"
     return f"No audit entries of this channel{where}; nothing was uploaded."
 
 

@@ -258,7 +258,10 @@ def _parse_audit(verb: str, args: list[str], now: datetime) -> Command:
     )
     server = user = None
     for word in words:
-        mention = _user_id(word)
+        # Only a mention names a person here: a bare word like WEB01 is a
+        # server name, however much it looks like a user id.
+        match = _USER_MENTION.match(word)
+        mention = match.group(1) if match else None
         if mention and user is None:
             user = mention
         elif not mention and server is None:
