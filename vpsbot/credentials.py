@@ -127,23 +127,28 @@ class WorkspaceCredentials:
         Raises:
             StoreUnavailableError: the database did not answer.
         """
-        values = {
-            "team_id": team_id,
-            "ciphertext": self._cipher.encrypt(token.value),
-            "connected_by": connected_by,
-            "connected_at": self._clock(),
-        }
         with session_scope(self._sessions) as session:
-            insert = _upsert_insert(session, WorkspaceCredential).values(**values)
-            session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["team_id"],
-                    set_={
-                        key: insert.excluded[key]
-                        for key in ("ciphertext", "connected_by", "connected_at")
-                    },
-                )
+            self.store_in(session, team_id, token, connected_by=connected_by)
+
+    def store_in(
+        self, session: Session, team_id: str, token: Secret, *, connected_by: str
+    ) -> None:
+        """``store`` in the caller's transaction (with its audit entry)."""
+        insert = _upsert_insert(session, WorkspaceCredential).values(
+            team_id=team_id,
+            ciphertext=self._cipher.encrypt(token.value),
+            connected_by=connected_by,
+            connected_at=self._clock(),
+        )
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["team_id"],
+                set_={
+                    key: insert.excluded[key]
+                    for key in ("ciphertext", "connected_by", "connected_at")
+                },
             )
+        )
         logger.info("VPS.org account connected for workspace %s", team_id)
 
     def stored(self, team_id: str) -> StoredCredential | None:

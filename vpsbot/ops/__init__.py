@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.catalog import Catalog
+from vpsbot.ops.accounts import (
+    NoProviderAccountError,
+    ProviderAccounts,
+    SingleAccount,
+    WorkspaceAccounts,
+)
 from vpsbot.ops.approvals import (
     Approval,
     ApprovalExpiry,
@@ -35,18 +41,22 @@ __all__ = [
     "Edit",
     "FieldErrors",
     "Guard",
+    "NoProviderAccountError",
     "Operations",
     "PendingAction",
+    "ProviderAccounts",
+    "SingleAccount",
     "StaleEditError",
     "Target",
     "Verdict",
+    "WorkspaceAccounts",
     "new_request_id",
 ]
 
 
 @dataclass(frozen=True)
 class Operations:
-    """Every use case, built on one database and one provider client."""
+    """Every use case, built on one database and the provider account(s)."""
 
     servers: ServerOperations
     create: CreateOperations
@@ -59,12 +69,15 @@ class Operations:
         cls,
         *,
         sessions: sessionmaker[Session],
-        vps: VpsClient,
+        vps: VpsClient | ProviderAccounts,
         admins: tuple[str, ...],
         catalog: Catalog | None = None,
         approval_ttl: float = 3600.0,
     ) -> Operations:
         """Wire the use cases; ``catalog`` defaults to the shipped one.
+
+        ``vps`` is the one provider client, or the accounts that choose each
+        workspace's client (multi-workspace mode).
 
         ``approval_ttl`` is how many seconds an approval request stays open.
         """

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from vpsbot.catalog import Catalog
 from vpsbot.errors import ActionStateError, RepeatedSubmissionError, UserError
 from vpsbot.ops import fields
+from vpsbot.ops.accounts import ProviderAccounts, as_accounts
 from vpsbot.ops.context import Actor, with_reason
 from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import Guard, Target
@@ -69,10 +70,24 @@ class CreateRequest:
 class CreateOperations:
     """``/vps create`` and its dialog."""
 
-    def __init__(self, *, guard: Guard, vps: VpsClient, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        vps: VpsClient | ProviderAccounts,
+        catalog: Catalog,
+    ) -> None:
         self._guard = guard
-        self._vps = vps
+        self._accounts = as_accounts(vps)
         self.catalog = catalog
+
+    def _vps_for(self, actor: Actor) -> VpsClient:
+        """The provider client of the actor's workspace.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        return self._accounts.client_for(actor.team_id)
 
     def choices(self, actor: Actor) -> Catalog:
         """Check the policy for a create and gather what may be chosen.
@@ -85,7 +100,7 @@ class CreateOperations:
             VpsApiError: the provider failed.
         """
         self._guard.authorize(actor, "create", Target(), audited=False)
-        servers = self._vps.get_all(request_id=actor.request_id)
+        servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         return self.catalog.with_servers(servers)
 
     def create(
@@ -145,7 +160,7 @@ class CreateOperations:
         self, actor: Actor, request: CreateRequest, target: Target, reason: str | None
     ) -> Server:
         try:
-            servers = self._vps.get_all(request_id=actor.request_id)
+            servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         except VpsApiError as exc:
             self._guard.record(actor, "create", "failed", target, exc.user_message)
             raise
@@ -173,7 +188,7 @@ class CreateOperations:
         # The list took time; the policy may have changed meanwhile.
         self._guard.authorize(actor, "create", target)
         try:
-            return self._vps.create(
+            return self._vps_for(actor).create(
                 name=request.name,
                 plan_id=plan.id,
                 os_id=system.id,

@@ -77,6 +77,10 @@ def register(app: App, slack: SlackContext) -> None:
                 replies=replies,
                 reason=command.reason,
             )
+        elif command.verb == "connect" and slack.connect is not None:
+            slack.connect.open(
+                client=client, trigger_id=trigger_id, actor=actor, replies=replies
+            )
         elif command.verb == "delete":
             slack.dialogs.open_delete(
                 client=client,

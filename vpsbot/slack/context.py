@@ -13,6 +13,7 @@ from vpsbot.slack.worker import Background
 
 if TYPE_CHECKING:
     from vpsbot.slack.approvals import ApprovalDesk
+    from vpsbot.slack.connect import ConnectDialogs
     from vpsbot.slack.editing import ServerDialogs
     from vpsbot.slack.views import DeleteDialogs
 
@@ -29,6 +30,8 @@ class SlackContext:
     server_dialogs: ServerDialogs
     approvals: ApprovalDesk
     follower: Follower | None = None
+    # The /vps connect dialog (multi-workspace mode only).
+    connect: ConnectDialogs | None = None
 
     def follow(
         self, actor: Actor, result: ChangeResult, headline: str, ts: str | None

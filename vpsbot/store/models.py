@@ -374,3 +374,8 @@ class WorkspaceCredential(Base):
             f"WorkspaceCredential(team_id={self.team_id!r}, "
             f"connected_by={self.connected_by!r}, ciphertext='****')"
         )
+
+
+# slack_sdk's OAuth tables join the metadata, so migrations and the schema
+# check see them. Imported last: the module needs ``Base`` only.
+from vpsbot.store import slack_oauth  # noqa: E402, F401
