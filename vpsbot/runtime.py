@@ -13,6 +13,7 @@ from vpsbot.app import VpsBot, create_app
 from vpsbot.audit_upkeep import AuditUpkeep
 from vpsbot.catalog import Catalog
 from vpsbot.config import Settings
+from vpsbot.errors import ConfigError
 from vpsbot.store import make_engine, make_session_factory, upgrade_database
 from vpsbot.vps import VpsClient
 from vpsbot.web import SlackWsgiApp
@@ -58,6 +59,9 @@ def _build(
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     vps, follow_vps = clients if clients is not None else (None, None)
+    if settings.multi_workspace and vps is not None:
+        # Every workspace connects to the in-process sandbox.
+        settings = settings.replace(vps_api_url=vps.base_url)
     bot = create_app(
         settings,
         vps=vps,
@@ -95,9 +99,9 @@ def run_http(settings: Settings, *, host: str, sandbox: bool) -> None:
     """
     import waitress
 
-    settings.require_single_workspace()
-    settings.require("slack_signing_secret", "slack_bot_token")
-    if not sandbox:
+    settings.require("slack_signing_secret")
+    settings.require_slack_credentials()
+    if not sandbox and not settings.multi_workspace:
         settings.require("vps_api_token")
     catalog = Catalog.load(settings.catalog_path)
     with _provider(settings, sandbox) as clients:
@@ -129,9 +133,15 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
     """
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    settings.require_single_workspace()
-    settings.require("slack_app_token", "slack_bot_token")
-    if not sandbox:
+    settings.require("slack_app_token")
+    if settings.multi_workspace:
+        raise ConfigError(
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (the multi-workspace install) "
+            "need `vpsbot serve`: Slack's OAuth redirect is an HTTP page; unset "
+            "them to use Socket Mode for one workspace"
+        )
+    settings.require_slack_credentials()
+    if not sandbox and not settings.multi_workspace:
         settings.require("vps_api_token")
     # Socket Mode frames are authenticated by the app-level token; Bolt does
     # not verify signatures there, so any placeholder secret will do.
