@@ -25,8 +25,10 @@ from vpsbot.app import VpsBot, create_app
 from vpsbot.config import Secret, Settings
 from vpsbot.localslack import LocalSlack
 from vpsbot.ops.accounts import NO_ACCOUNT
+from vpsbot.ops.tracking import Backoff
 from vpsbot.slack import messages
 from vpsbot.slack.connect import TOKEN_ACTION, TOKEN_BLOCK
+from vpsbot.slack.ids import APPROVE_BUTTON
 from vpsbot.store import PolicyRepository, session_scope
 from vpsbot.store.models import WorkspaceCredential
 from vpsbot.store.slack_oauth import bots, installations
@@ -534,3 +536,101 @@ def test_connect_in_single_workspace_mode_says_where_the_token_comes_from(
     assert slack.answer_text(name) == messages.connect_single_workspace()
     assert "VPS_API_TOKEN" in messages.connect_single_workspace()
     assert local_slack.api_calls("views.open") == []
+
+
+# Work done later, from the database, uses the row's workspace
+
+
+def test_a_followed_reboot_polls_and_updates_with_the_workspaces_own_tokens(
+    workspaces, multi_bot, session_factory, local_slack, sandboxes
+):
+    workspaces.install(ALPHA, ANNA)
+    workspaces.install(BRAVO, BERT)
+    _allow_everything(session_factory, BRAVO)
+    _connect(workspaces, ALPHA, ANNA, TOKEN_A)
+    _connect(workspaces, BRAVO, BERT, TOKEN_B)
+    sandboxes[TOKEN_B].sandbox.transition_delay = 1.0
+    follower = multi_bot.follower
+    follower.backoff = Backoff(first=0.2, factor=1.5, cap=0.4, jitter=0.0)
+    follower._tick_interval = 0.05
+    follower.start()
+    alpha_calls = list(sandboxes[TOKEN_A].sandbox.calls)
+    bravo_token = next(t for t, team in local_slack.bot_tokens.items() if team == BRAVO)
+
+    workspaces.command(BRAVO, BERT, "reboot bravo-db")
+
+    assert local_slack.wait_for(
+        lambda calls: any(
+            call.name == "chat.update"
+            and "bravo-db is `active` after" in call.body.get("text", "")
+            for call in calls
+        ),
+        30,
+    )
+    [post] = local_slack.api_calls("chat.postMessage")
+    updates = local_slack.api_calls("chat.update")
+    assert post.token == bravo_token
+    assert {update.token for update in updates} == {bravo_token}
+    polls = [
+        path
+        for method, path in sandboxes[TOKEN_B].sandbox.calls
+        if method == "GET" and path.startswith("/api/v1/servers/202")
+    ]
+    assert len(polls) >= 2
+    assert sandboxes[TOKEN_A].sandbox.calls == alpha_calls
+
+
+def test_an_approval_runs_on_the_workspaces_account_and_redraws_with_its_token(
+    workspaces, session_factory, local_slack, sandboxes
+):
+    beth = "U0BETH"
+    workspaces.install(BRAVO, BERT)
+    _connect(workspaces, BRAVO, BERT, TOKEN_B)
+    with session_scope(session_factory) as session:
+        policies = PolicyRepository(session)
+        policies.set_rules(
+            team_id=BRAVO,
+            channel_id=CHANNEL,
+            rules={**ALL_ALLOWED, "power": "approve"},
+            updated_by=ALICE,
+        )
+        policies.set_approvers(
+            team_id=BRAVO, channel_id=CHANNEL, approvers=[beth], updated_by=ALICE
+        )
+    bravo_token = next(t for t, team in local_slack.bot_tokens.items() if team == BRAVO)
+
+    workspaces.command(BRAVO, BERT, "reboot bravo-cache")
+    [request] = local_slack.api_calls("chat.postMessage")
+    approve = next(
+        element
+        for block in request.body["blocks"]
+        for element in block.get("elements") or []
+        if element.get("action_id") == APPROVE_BUTTON
+    )
+    body = payloads.block_action(
+        {"action_id": APPROVE_BUTTON, "value": approve["value"]},
+        team_id=BRAVO,
+        channel_id=CHANNEL,
+        user_id=beth,
+        response_url=local_slack.response_url("approve"),
+    )
+    workspaces.post(body)
+
+    reboots = [
+        path
+        for method, path in sandboxes[TOKEN_B].sandbox.calls
+        if method == "POST" and path.endswith("/reboot/")
+    ]
+    assert reboots == ["/api/v1/servers/203/reboot/"]
+    [redrawn] = local_slack.api_calls("chat.update")
+    assert redrawn.token == bravo_token
+    outcomes = [
+        (entry["team"], entry["action"], entry["outcome"])
+        for entry in _audit(session_factory)
+        if entry["action"] == "reboot"
+    ]
+    assert outcomes == [
+        (BRAVO, "reboot", "requested"),
+        (BRAVO, "reboot", "approved"),
+        (BRAVO, "reboot", "succeeded"),
+    ]
