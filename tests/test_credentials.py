@@ -223,3 +223,39 @@ def test_settings_keep_keys_masked():
 
     assert len(settings.secret_keys) == 2
     assert NEW_KEY not in repr(settings) and OLD_KEY not in repr(settings)
+
+
+def test_serve_in_multi_workspace_mode_without_a_key_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_CLIENT_ID": "1111.2222",
+        "SLACK_CLIENT_SECRET": "oauth-secret",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+    }
+
+    result = CliRunner().invoke(main, ["serve"], env=env)
+
+    assert result.exit_code == 2
+    assert result.output == (
+        "vpsbot: configuration error: VPSBOT_SECRET_KEY is required with "
+        "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (the multi-workspace install), to "
+        "encrypt each workspace's VPS.org token\n"
+    )
+    assert not (tmp_path / "bot.db").exists()
+
+
+def test_socket_mode_refuses_the_multi_workspace_install(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "SLACK_APP_TOKEN": "xapp-1",
+        "SLACK_CLIENT_ID": "1111.2222",
+        "SLACK_CLIENT_SECRET": "oauth-secret",
+        "VPSBOT_SECRET_KEY": NEW_KEY,
+    }
+
+    result = CliRunner().invoke(main, ["socket"], env=env)
+
+    assert result.exit_code == 2
+    assert "need `vpsbot serve`" in result.output
+    assert len(result.output.strip().splitlines()) == 1

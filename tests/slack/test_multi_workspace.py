@@ -221,6 +221,14 @@ def _credentials(session_factory) -> dict[str, str]:
     return dict(rows)
 
 
+def _eventually(check, timeout: float = 10.0) -> None:
+    """Wait for ``check()``: Bolt runs event listeners after answering Slack."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def _connect(workspaces: Workspaces, team: str, user: str, token: str) -> dict:
     name, status = workspaces.command(team, user, "connect")
     assert status == 200
@@ -492,6 +500,7 @@ def test_uninstall_deletes_tokens_and_credential_and_keeps_the_audit_log(
     response = workspaces.event(ALPHA, {"type": "app_uninstalled"})
 
     assert response.status_code == 200
+    _eventually(lambda: list(_credentials(session_factory)) == [BRAVO])
     assert [row["team_id"] for row in _rows(session_factory, installations)] == [BRAVO]
     assert [row["team_id"] for row in _rows(session_factory, bots)] == [BRAVO]
     assert list(_credentials(session_factory)) == [BRAVO]
@@ -510,6 +519,7 @@ def test_a_revoked_bot_token_deletes_the_workspace_tokens_and_credential(
     )
 
     assert response.status_code == 200
+    _eventually(lambda: _credentials(session_factory) == {})
     assert _rows(session_factory, installations) == []
     assert _rows(session_factory, bots) == []
     assert _credentials(session_factory) == {}
