@@ -236,22 +236,23 @@ def _create_multi_workspace_app(
         credentials,
         lambda token: client(token, max_retries=0, pool_size=FOLLOW_THREADS),
     )
+    installers = installs.installer_of(oauth)
     ops = Operations.build(
         sessions=sessions,
         vps=accounts,
         admins=settings.admins,
         catalog=catalog or Catalog.load(settings.catalog_path),
         approval_ttl=settings.approval_ttl,
+        workspace_admins=installers,
     )
     connection = AccountConnection(
-        guard=Guard(sessions, admins=settings.admins),
+        guard=Guard(sessions, admins=settings.admins, workspace_admins=installers),
         sessions=sessions,
         credentials=credentials,
         # Tried before Slack is answered: give up well inside its 3 seconds.
         make_client=lambda token: client(
             token, max_retries=0, connect_timeout=1.0, read_timeout=1.5
         ),
-        workspace_admins=installs.installer_of(oauth),
     )
 
     def forget_workspace(team_id: str) -> None:

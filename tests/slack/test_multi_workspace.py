@@ -644,3 +644,34 @@ def test_an_approval_runs_on_the_workspaces_account_and_redraws_with_its_token(
         (BRAVO, "reboot", "approved"),
         (BRAVO, "reboot", "succeeded"),
     ]
+
+
+# Who administers a workspace
+
+
+def test_the_installer_administers_their_workspace_and_no_other(
+    workspaces, session_factory, local_slack
+):
+    workspaces.install(ALPHA, ANNA)
+    workspaces.install(BRAVO, BERT)
+
+    own, _ = workspaces.command(ALPHA, ANNA, "policy read=allow")
+    other, _ = workspaces.command(BRAVO, ANNA, "policy read=allow")
+    member, _ = workspaces.command(ALPHA, CAROL, "policy read=allow")
+
+    [announced] = local_slack.api_calls("chat.postMessage")
+    assert announced.body["text"] == (
+        f"<@{ANNA}> changed this channel's vpsbot policy: `read=allow`"
+    )
+    assert workspaces.answer(own) == ""
+    assert f"Admins: <@{ALICE}>, <@{BERT}>." in workspaces.answer(other)
+    assert f"Admins: <@{ALICE}>, <@{ANNA}>." in workspaces.answer(member)
+    outcomes = [
+        (entry["team"], entry["user"], entry["outcome"])
+        for entry in _audit(session_factory)
+    ]
+    assert outcomes == [
+        (ALPHA, ANNA, "succeeded"),
+        (BRAVO, ANNA, "denied"),
+        (ALPHA, CAROL, "denied"),
+    ]

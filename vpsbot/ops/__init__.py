@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -73,6 +74,7 @@ class Operations:
         admins: tuple[str, ...],
         catalog: Catalog | None = None,
         approval_ttl: float = 3600.0,
+        workspace_admins: Callable[[str], frozenset[str]] | None = None,
     ) -> Operations:
         """Wire the use cases; ``catalog`` defaults to the shipped one.
 
@@ -80,8 +82,10 @@ class Operations:
         workspace's client (multi-workspace mode).
 
         ``approval_ttl`` is how many seconds an approval request stays open.
+        ``workspace_admins`` names a workspace's own admins beside ``admins``
+        (multi-workspace mode: who installed vpsbot there).
         """
-        guard = Guard(sessions, admins=admins)
+        guard = Guard(sessions, admins=admins, workspace_admins=workspace_admins)
         servers = ServerOperations(guard=guard, vps=vps)
         create = CreateOperations(
             guard=guard, vps=vps, catalog=catalog or Catalog.load()

@@ -420,7 +420,9 @@ class ApprovalOperations:
 
     def approvers_here(self, actor: Actor) -> tuple[str, ...]:
         """Who approves in the actor's channel (user and group ids)."""
-        return approvers(self._guard.rules(actor), admins=self._guard.admins)
+        return approvers(
+            self._guard.rules(actor), admins=self._guard.admins_for(actor.team_id)
+        )
 
     # Deciding
 
@@ -465,7 +467,7 @@ class ApprovalOperations:
             actor.user_id,
             requester=approval.requester,
             rules=rules,
-            admins=self._guard.admins,
+            admins=self._guard.admins_for(actor.team_id),
             members_of=_safe(members_of, unreadable),
         ):
             if unreadable:
@@ -479,10 +481,14 @@ class ApprovalOperations:
             return Verdict(
                 "not_approver",
                 approval,
-                approvers=approvers(rules, admins=self._guard.admins),
+                approvers=approvers(
+                    rules, admins=self._guard.admins_for(actor.team_id)
+                ),
             )
         policy = decide(
-            rules, OPERATION_ACTIONS[approval.verb], admins=self._guard.admins
+            rules,
+            OPERATION_ACTIONS[approval.verb],
+            admins=self._guard.admins_for(actor.team_id),
         )
         if policy.rule == "deny":
             return self._close_denied(approval, actor.user_id, policy.action, now)

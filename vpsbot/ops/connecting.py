@@ -24,9 +24,6 @@ from vpsbot.vps import UnauthorizedError, VpsApiError, VpsClient
 
 logger = logging.getLogger(__name__)
 
-# Who, beyond VPSBOT_ADMINS, administers a workspace (its installer).
-WorkspaceAdmins = Callable[[str], frozenset[str]]
-
 CONNECTED = "connected the workspace's VPS.org account"
 TOKEN_REFUSED = "VPS.org did not accept this token"
 UNREACHABLE = "could not reach VPS.org; nothing was stored"
@@ -50,12 +47,11 @@ class AccountConnection:
     """Checks and stores a workspace's VPS.org token.
 
     Args:
-        guard: for the audit entries.
+        guard: who administers a workspace (``Guard.admins_for``), and the
+            audit entries.
         sessions: the database.
         credentials: where the token is kept, encrypted.
         make_client: a provider client for a token (``VPS_API_URL``).
-        workspace_admins: the users, beyond ``guard.admins``, who administer
-            a workspace (the user who installed vpsbot there).
     """
 
     def __init__(
@@ -65,22 +61,18 @@ class AccountConnection:
         sessions: sessionmaker[Session],
         credentials: WorkspaceCredentials,
         make_client: Callable[[Secret], VpsClient],
-        workspace_admins: WorkspaceAdmins | None = None,
     ) -> None:
         self._guard = guard
         self._sessions = sessions
         self._credentials = credentials
         self._make_client = make_client
-        self._workspace_admins = workspace_admins or (lambda team_id: frozenset())
 
     def __repr__(self) -> str:
         return "AccountConnection()"
 
     def may_connect(self, actor: Actor) -> bool:
         """Whether the actor administers their workspace."""
-        if actor.user_id in self._guard.admins:
-            return True
-        return actor.user_id in self._workspace_admins(actor.team_id)
+        return actor.user_id in self._guard.admins_for(actor.team_id)
 
     def refusal(self) -> str:
         """The one sentence a non-admin gets."""
