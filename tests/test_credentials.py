@@ -180,7 +180,10 @@ def test_keys_rotate_command_prints_how_many(tmp_path, monkeypatch):
     result = runner.invoke(main, ["keys", "rotate"], env=env)
 
     assert result.exit_code == 0, result.output
-    assert result.output == "Re-encrypted 3 workspace tokens with the first key.\n"
+    assert result.output == (
+        "Re-encrypted 3 workspace tokens and 0 Slack installations with the first "
+        "key.\n"
+    )
     assert _credentials(sessions, NEW_KEY).token_for("T3") == Secret(TOKEN)
     assert OLD_KEY not in result.output and NEW_KEY not in result.output
 

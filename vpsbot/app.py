@@ -211,7 +211,8 @@ def _create_multi_workspace_app(
     settings.require("slack_signing_secret")
     assert settings.slack_signing_secret is not None
     assert settings.slack_client_id and settings.slack_client_secret
-    credentials = WorkspaceCredentials(sessions, TokenCipher(settings.secret_keys))
+    cipher = TokenCipher(settings.secret_keys)
+    credentials = WorkspaceCredentials(sessions, cipher)
     engine = sessions.kw["bind"]
     if slack_client is None:
         slack_client = WebClient(base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT)
@@ -219,6 +220,7 @@ def _create_multi_workspace_app(
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret.value,
         engine=engine,
+        cipher=cipher,
     )
     workspaces = InstalledWorkspaces(
         oauth.installation_store,

@@ -261,23 +261,26 @@ def keys() -> None:
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Re-encrypt every stored workspace token with the first key.
+    """Re-encrypt every stored token (VPS.org and Slack) with the first key.
 
     Put the new key first in VPSBOT_SECRET_KEY, keep the old ones after it,
     run this, then drop the old keys.
     """
     from vpsbot.credentials import TokenCipher, WorkspaceCredentials
+    from vpsbot.slack.installs import rotate_tokens
     from vpsbot.store import make_session_factory
 
     with _clear_errors():
         settings = load_settings()
         configure_logging(settings, logging.WARNING)
         cipher = TokenCipher(settings.secret_keys)
-        sessions = make_session_factory(_existing_database(settings.database_url))
-        result = WorkspaceCredentials(sessions, cipher).rotate_all()
+        engine = _existing_database(settings.database_url)
+        result = WorkspaceCredentials(make_session_factory(engine), cipher).rotate_all()
+        installs = rotate_tokens(engine, cipher)
         click.echo(
             f"Re-encrypted {result.rotated} workspace token"
-            f"{'' if result.rotated == 1 else 's'} with the first key"
+            f"{'' if result.rotated == 1 else 's'} and {installs} Slack "
+            f"installation{'' if installs == 1 else 's'} with the first key"
             + (
                 f"; {result.skipped} changed meanwhile and already use it."
                 if result.skipped

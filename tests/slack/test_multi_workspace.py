@@ -23,12 +23,14 @@ from tests.slack.conftest import ALICE, ALL_ALLOWED, CHANNEL, SECRET
 from vpsbot import audit, payloads
 from vpsbot.app import VpsBot, create_app
 from vpsbot.config import Secret, Settings
+from vpsbot.credentials import TokenCipher
 from vpsbot.localslack import LocalSlack
 from vpsbot.ops.accounts import NO_ACCOUNT
 from vpsbot.ops.tracking import Backoff
 from vpsbot.slack import messages
 from vpsbot.slack.connect import TOKEN_ACTION, TOKEN_BLOCK
 from vpsbot.slack.ids import APPROVE_BUTTON
+from vpsbot.slack.installs import rotate_tokens
 from vpsbot.store import PolicyRepository, session_scope
 from vpsbot.store.models import WorkspaceCredential
 from vpsbot.store.slack_oauth import bots, installations
@@ -266,7 +268,28 @@ def test_install_redirects_to_slack_with_a_state_then_stores_the_install(
     )
     [bot] = _rows(session_factory, bots)
     assert bot["team_id"] == ALPHA
-    assert bot["bot_token"] in local_slack.bot_tokens
+    # Slack's token is kept encrypted with VPSBOT_SECRET_KEY, in both tables.
+    [issued] = local_slack.bot_tokens
+    for stored in (row["bot_token"], bot["bot_token"]):
+        assert issued not in stored
+        assert Fernet(KEY.encode()).decrypt(stored.encode()).decode() == issued
+
+
+def test_key_rotation_reencrypts_slacks_tokens_too(
+    workspaces, session_factory, engine, local_slack
+):
+    workspaces.install(ALPHA, ANNA)
+    new_key = Fernet.generate_key().decode()
+
+    rotated = rotate_tokens(engine, TokenCipher((Secret(new_key), Secret(KEY))))
+
+    assert rotated == 2  # the installation row and the bot row
+    [issued] = local_slack.bot_tokens
+    for table in (installations, bots):
+        [row] = _rows(session_factory, table)
+        assert Fernet(new_key.encode()).decrypt(row["bot_token"].encode()) == (
+            issued.encode()
+        )
 
 
 def test_a_redirect_is_accepted_once(workspaces, session_factory, local_slack):

@@ -7,13 +7,16 @@ and the installation kept in slack_sdk's SQLAlchemy installation store, on
 vpsbot's own database and tables (migration 0006). Requests from a workspace
 are then answered with its own bot token.
 
-When the app is uninstalled, or its bot token revoked, the workspace's
+Slack's tokens are stored encrypted with the same keys as the workspaces'
+VPS.org tokens (``VPSBOT_SECRET_KEY``), and ``vpsbot keys rotate`` re-encrypts
+both. When the app is uninstalled, or its bot token revoked, the workspace's
 installation, bot token and VPS.org credential are deleted; its audit
 entries stay.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,9 +26,14 @@ from slack_bolt import App, BoltContext
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
+from slack_sdk.oauth.installation_store.models.bot import Bot
+from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import Engine, and_
+from sqlalchemy import Engine, and_, select, update
+
+from vpsbot.credentials import TokenCipher
+from vpsbot.store import slack_oauth
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,63 @@ STATE_TTL = 600
 
 # Called with a team id once its installation is gone.
 OnRemoved = Callable[[str], None]
+
+
+# Columns of slack_installations and slack_bots that hold a token.
+TOKEN_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token")
+
+
+class EncryptedInstallationStore(SQLAlchemyInstallationStore):
+    """slack_sdk's installation store, keeping every token Fernet-encrypted.
+
+    Tokens are encrypted as they are saved and decrypted as they are found;
+    ids, names and scopes stay readable. A value that is already a Fernet
+    token is not encrypted twice (the stock ``save`` hands its own bot row to
+    ``save_bot``).
+    """
+
+    def __init__(self, *, cipher: TokenCipher, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"EncryptedInstallationStore(client_id={self.client_id!r})"
+
+    def _seal(self, value: str | None) -> str | None:
+        if not value or is_sealed(value):
+            return value
+        return self._cipher.encrypt(value)
+
+    def _open(self, value: str | None) -> str | None:
+        if not value or not is_sealed(value):
+            return value
+        return self._cipher.decrypt(value).value
+
+    def _with(self, entity: Any, change: Callable[[str | None], str | None]) -> Any:
+        changed = copy.copy(entity)
+        for name in TOKEN_COLUMNS:
+            if hasattr(changed, name):
+                setattr(changed, name, change(getattr(changed, name)))
+        return changed
+
+    def save(self, installation: Installation) -> None:
+        super().save(self._with(installation, self._seal))
+
+    def save_bot(self, bot: Bot) -> None:
+        super().save_bot(self._with(bot, self._seal))
+
+    def find_bot(self, **kwargs: Any) -> Bot | None:
+        bot = super().find_bot(**kwargs)
+        return None if bot is None else self._with(bot, self._open)
+
+    def find_installation(self, **kwargs: Any) -> Installation | None:
+        installation = super().find_installation(**kwargs)
+        return None if installation is None else self._with(installation, self._open)
+
+
+def is_sealed(value: str) -> bool:
+    """Whether ``value`` is a Fernet token (Slack's tokens start ``xox``)."""
+    return value.startswith("gAAAAA")
 
 
 class OnceOAuthStateStore(SQLAlchemyOAuthStateStore):
@@ -68,6 +133,7 @@ def oauth_settings(
     client_id: str,
     client_secret: str,
     engine: Engine,
+    cipher: TokenCipher,
     scopes: Sequence[str] = BOT_SCOPES,
 ) -> OAuthSettings:
     """OAuth settings on vpsbot's database.
@@ -80,7 +146,8 @@ def oauth_settings(
         client_id=client_id,
         client_secret=client_secret,
         scopes=list(scopes),
-        installation_store=SQLAlchemyInstallationStore(
+        installation_store=EncryptedInstallationStore(
+            cipher=cipher,
             client_id=client_id,
             engine=engine,
             logger=logging.getLogger(f"{__name__}.installations"),
@@ -158,3 +225,38 @@ def register(app: App, settings: OAuthSettings, on_removed: OnRemoved) -> None:
 
     app.event("app_uninstalled")(forget_uninstalled_workspace)
     app.event("tokens_revoked")(forget_revoked_tokens)
+
+
+def rotate_tokens(engine: Engine, cipher: TokenCipher) -> int:
+    """Re-encrypt Slack's stored tokens with the first key; how many rows.
+
+    Each value is rewritten only if it is still the one read, so a token
+    saved meanwhile (already under the first key) is left alone.
+
+    Raises:
+        UndecryptableCredentialError: a token no configured key opens;
+            nothing was changed.
+    """
+    changes = []
+    with engine.connect() as connection:
+        for table in (slack_oauth.installations, slack_oauth.bots):
+            columns = [table.c[name] for name in TOKEN_COLUMNS if name in table.c]
+            for row in connection.execute(select(table.c.id, *columns)).mappings():
+                for column in columns:
+                    old = row[column.name]
+                    if old and is_sealed(old):
+                        changes.append(
+                            (table, row["id"], column, old, cipher.rotate(old))
+                        )
+    rows = set()
+    with engine.begin() as connection:
+        for table, row_id, column, old, new in changes:
+            result = connection.execute(
+                update(table)
+                .where(table.c.id == row_id, column == old)
+                .values({column.name: new})
+            )
+            if result.rowcount:
+                rows.add((table.name, row_id))
+    logger.info("re-encrypted the Slack tokens of %d rows", len(rows))
+    return len(rows)
