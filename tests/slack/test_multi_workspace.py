@@ -698,3 +698,29 @@ def test_the_installer_administers_their_workspace_and_no_other(
         (BRAVO, ANNA, "denied"),
         (ALPHA, CAROL, "denied"),
     ]
+
+
+def test_an_uninstall_in_single_workspace_mode_is_answered_and_logged(
+    slack, caplog, session_factory
+):
+    caplog.set_level(logging.WARNING)
+    body = json.dumps(
+        {
+            "team_id": "T0TEST",
+            "api_app_id": payloads.APP_ID,
+            "type": "event_callback",
+            "event_id": "Ev0UNINSTALL",
+            "event_time": int(time.time()),
+            "event": {"type": "app_uninstalled"},
+        }
+    )
+    headers = {
+        **payloads.signed_headers(SECRET, body),
+        "content-type": "application/json",
+    }
+
+    response = slack.post(body, headers=headers)
+
+    assert response.status_code == 200
+    _eventually(lambda: "SLACK_BOT_TOKEN no longer works" in caplog.text)
+    assert _audit(session_factory) == []

@@ -128,4 +128,6 @@ def build_bolt_app(
         connect.register(app, slack.connect)
     if oauth is not None:
         installs.register(app, oauth, on_removed or (lambda team_id: None))
+    else:
+        installs.register_single_workspace(app)
     return app

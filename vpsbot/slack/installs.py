@@ -260,3 +260,30 @@ def rotate_tokens(engine: Engine, cipher: TokenCipher) -> int:
                 rows.add((table.name, row_id))
     logger.info("re-encrypted the Slack tokens of %d rows", len(rows))
     return len(rows)
+
+
+def register_single_workspace(app: App) -> None:
+    """One workspace: an uninstall is only logged (the bot token is dead).
+
+    The manifest subscribes to these events for the multi-workspace install;
+    answering them here keeps Slack from retrying them.
+    """
+
+    def note_uninstalled(context: BoltContext) -> None:
+        """Event ``app_uninstalled`` (single-workspace mode)."""
+        logger.warning(
+            "vpsbot was uninstalled from workspace %s; SLACK_BOT_TOKEN no longer works",
+            context.team_id,
+        )
+
+    def note_revoked(event: dict[str, Any], context: BoltContext) -> None:
+        """Event ``tokens_revoked`` (single-workspace mode)."""
+        if (event.get("tokens") or {}).get("bot"):
+            logger.warning(
+                "vpsbot's bot token was revoked in workspace %s; SLACK_BOT_TOKEN "
+                "no longer works",
+                context.team_id,
+            )
+
+    app.event("app_uninstalled")(note_uninstalled)
+    app.event("tokens_revoked")(note_revoked)
