@@ -333,18 +333,32 @@ def test_a_command_from_an_installed_workspace_uses_its_bot_token(
 
 
 def test_every_server_command_says_no_account_is_connected(
-    workspaces, session_factory, sandboxes
+    workspaces, session_factory, sandboxes, local_slack
 ):
     workspaces.install(ALPHA, ANNA)
-    _allow_everything(session_factory, ALPHA)
+    texts = (
+        "list",
+        "show alpha-web",
+        "reboot alpha-web",
+        "rename 101 x-1",
+        "backups 101 on",
+        "create x-1 plan=1 os=5 location=us-west",
+    )
 
+    # In a channel with no policy yet, and in one that allows everything.
     answers = []
-    for text in ("list", "show alpha-web", "reboot alpha-web", "rename 101 x-1"):
-        name, _ = workspaces.command(ALPHA, ANNA, text)
-        answers.append(workspaces.answer(name))
+    for channel_allows in (False, True):
+        if channel_allows:
+            _allow_everything(session_factory, ALPHA)
+        for text in texts:
+            name, _ = workspaces.command(ALPHA, ANNA, text)
+            answers.append([call.body["text"] for call in local_slack.responses(name)])
+    workspaces.command(ALPHA, ANNA, "delete alpha-web")
 
-    assert all(NO_ACCOUNT in answer for answer in answers), answers
-    assert _audit(session_factory) == []
+    assert answers == [[NO_ACCOUNT]] * (2 * len(texts))
+    [dialog] = local_slack.api_calls("views.update")
+    assert dialog.body["view"]["blocks"][0]["text"]["text"] == NO_ACCOUNT
+    assert [entry["action"] for entry in _audit(session_factory)] == []
     assert all(server.sandbox.calls == [] for server in sandboxes.values())
 
 

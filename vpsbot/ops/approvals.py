@@ -297,6 +297,7 @@ class ApprovalOperations:
             response_url: where to tell the requester later (never logged).
 
         Raises:
+            NoProviderAccountError: the workspace has no VPS.org account.
             PermissionDeniedError: the policy now denies the action (audited).
             ActionStateError: the policy no longer asks for approval, or the
                 server's state makes the action pointless (audited).
@@ -306,6 +307,7 @@ class ApprovalOperations:
         """
         if action.verb not in VERBS:
             raise ValueError(f"{action.verb!r} cannot be asked for approval")
+        self._servers.require_account(actor)
         decision = self._guard.decision(actor, action.verb)
         if decision.rule == "deny":
             self._guard.authorize(actor, action.verb, Target.from_ref(action.server))

@@ -89,6 +89,24 @@ class CreateOperations:
         """
         return self._accounts.client_for(actor.team_id)
 
+    def require_account(self, actor: Actor) -> None:
+        """Refuse at once when the actor's workspace has no VPS.org account.
+
+        Checked before the policy, so such a workspace gets that one sentence
+        for every server command and nothing is audited.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        self._vps_for(actor)
+
+    def _authorize(
+        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
+    ) -> None:
+        """The workspace's account first, then the channel's policy."""
+        self.require_account(actor)
+        self._guard.authorize(actor, verb, target, audited=audited)
+
     def choices(self, actor: Actor) -> Catalog:
         """Check the policy for a create and gather what may be chosen.
 
@@ -99,7 +117,7 @@ class CreateOperations:
             UserError: refused by policy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "create", Target(), audited=False)
+        self._authorize(actor, "create", Target(), audited=False)
         servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         return self.catalog.with_servers(servers)
 
@@ -133,7 +151,7 @@ class CreateOperations:
                 f"sent twice."
             )
         target = Target(None, request.name)
-        self._guard.authorize(actor, "create", target)
+        self._authorize(actor, "create", target)
         problems = request.problems()
         if problems:
             self._refuse(actor, target, FieldErrors(problems), reason)
@@ -186,7 +204,7 @@ class CreateOperations:
             self._refuse(actor, target, FieldErrors(problems), reason)
         assert plan is not None and system is not None and location is not None
         # The list took time; the policy may have changed meanwhile.
-        self._guard.authorize(actor, "create", target)
+        self._authorize(actor, "create", target)
         try:
             return self._vps_for(actor).create(
                 name=request.name,

@@ -126,6 +126,24 @@ class ServerOperations:
         """
         return self._accounts.client_for(actor.team_id)
 
+    def require_account(self, actor: Actor) -> None:
+        """Refuse at once when the actor's workspace has no VPS.org account.
+
+        Checked before the policy, so such a workspace gets that one sentence
+        for every server command and nothing is audited.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        self._vps_for(actor)
+
+    def _authorize(
+        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
+    ) -> None:
+        """The workspace's account first, then the channel's policy."""
+        self.require_account(actor)
+        self._guard.authorize(actor, verb, target, audited=audited)
+
     # Reads
 
     def list_servers(
@@ -137,7 +155,7 @@ class ServerOperations:
             UserError: refused by policy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "list", Target())
+        self._authorize(actor, "list", Target())
         filters = " ".join(
             f"{key}={value}"
             for key, value in (("status", status), ("location", location))
@@ -158,7 +176,7 @@ class ServerOperations:
             UserError: refused by policy, or no such server.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "show", Target.from_ref(ref))
+        self._authorize(actor, "show", Target.from_ref(ref))
         server = self._resolve(actor, "show", ref, detailed=True)
         self._guard.record(actor, "show", "succeeded", _target(server))
         return server
@@ -173,7 +191,7 @@ class ServerOperations:
             UserError: refused by policy, no such server, or the state forbids it.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, verb, Target.from_ref(ref), audited=False)
+        self._authorize(actor, verb, Target.from_ref(ref), audited=False)
         server = self._find(actor, ref, detailed=True)
         if verb == "delete" and not server.can_delete:
             raise ActionStateError(
@@ -288,7 +306,7 @@ class ServerOperations:
             ):
                 self._refuse_taken_name(actor, "rename", server, new_name)
                 # That read took time; the policy may have changed meanwhile.
-                self._guard.authorize(actor, "rename", target)
+                self._authorize(actor, "rename", target)
                 with self._audited_failure(actor, "rename", target, reason):
                     after = self._vps_for(actor).patch(
                         server.id, name=new_name, request_id=actor.request_id
@@ -433,7 +451,7 @@ class ServerOperations:
                     )
                     self._refuse_taken_name(actor, "update", server, edit.name)
                     # That read took time; the policy may have changed meanwhile.
-                    self._guard.authorize(actor, "update", target)
+                    self._authorize(actor, "update", target)
                 try:
                     with self._audited_failure(actor, "update", target, reason):
                         after = self._vps_for(actor).update(
@@ -608,7 +626,7 @@ class ServerOperations:
             UserError: refused by policy, no such server, or busy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, verb, target or Target.from_ref(ref))
+        self._authorize(actor, verb, target or Target.from_ref(ref))
         found = self._resolve(actor, verb, ref, target=target)
         busy = (
             f"Another change to {found.name} is under way; try again when it has "
@@ -621,7 +639,7 @@ class ServerOperations:
             self._guard.claim(actor, key, busy),
         ):
             server = self._resolve(actor, verb, str(found.id))
-            self._guard.authorize(actor, verb, target or _target(server))
+            self._authorize(actor, verb, target or _target(server))
             yield server
 
     @contextmanager
