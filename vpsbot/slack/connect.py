@@ -31,7 +31,6 @@ from vpsbot.config import Secret
 from vpsbot.errors import StoreUnavailableError, UserError
 from vpsbot.ops import Actor
 from vpsbot.ops.connecting import AccountConnection
-from vpsbot.slack import messages
 from vpsbot.slack.context import request_id
 from vpsbot.slack.replies import Replies
 from vpsbot.slack.worker import Background
@@ -101,26 +100,21 @@ def connected_text(servers: int) -> str:
 class ConnectDialogs:
     """Opens the connect dialog and carries out its submission.
 
-    ``connection`` is ``None`` in single-workspace mode: the command then
-    says where this vpsbot's token comes from.
+    Built in multi-workspace mode only; with one workspace, ``/vps connect``
+    says where this vpsbot's token comes from instead.
     """
 
     def __init__(
-        self, *, connection: AccountConnection | None, background: Background
+        self, *, connection: AccountConnection, background: Background
     ) -> None:
         self._connection = connection
         self._background = background
-
-    @property
-    def enabled(self) -> bool:
-        return self._connection is not None
 
     def open(
         self, *, client: WebClient, trigger_id: str, actor: Actor, replies: Replies
     ) -> None:
         """Check the asker administers the workspace, then open the dialog."""
         connection = self._connection
-        assert connection is not None
 
         def check_then_open() -> None:
             connection.check_may_connect(actor)
@@ -146,12 +140,6 @@ class ConnectDialogs:
             .get("value")
         ) or ""
         token = Secret(typed.strip())
-        if connection is None:
-            ack(
-                response_action="update",
-                view=_notice(messages.connect_single_workspace()),
-            )
-            return
         if not token:
             ack(
                 response_action="errors",
