@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.config import Secret
 from vpsbot.errors import ConfigError, VpsbotError
-from vpsbot.store import session_scope
-from vpsbot.store.models import WorkspaceCredential
-from vpsbot.store.repositories import _upsert_insert
+from vpsbot.store import CredentialRepository, session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -134,20 +131,11 @@ class WorkspaceCredentials:
         self, session: Session, team_id: str, token: Secret, *, connected_by: str
     ) -> None:
         """``store`` in the caller's transaction (with its audit entry)."""
-        insert = _upsert_insert(session, WorkspaceCredential).values(
+        CredentialRepository(session).put(
             team_id=team_id,
             ciphertext=self._cipher.encrypt(token.value),
             connected_by=connected_by,
             connected_at=self._clock(),
-        )
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["team_id"],
-                set_={
-                    key: insert.excluded[key]
-                    for key in ("ciphertext", "connected_by", "connected_at")
-                },
-            )
         )
         logger.info("VPS.org account connected for workspace %s", team_id)
 
@@ -158,7 +146,7 @@ class WorkspaceCredentials:
             StoreUnavailableError: the database did not answer.
         """
         with session_scope(self._sessions) as session:
-            row = session.get(WorkspaceCredential, team_id)
+            row = CredentialRepository(session).get(team_id)
             if row is None:
                 return None
             return StoredCredential(
@@ -190,12 +178,7 @@ class WorkspaceCredentials:
             StoreUnavailableError: the database did not answer.
         """
         with session_scope(self._sessions) as session:
-            result = session.execute(
-                delete(WorkspaceCredential).where(
-                    WorkspaceCredential.team_id == team_id
-                )
-            )
-            removed = bool(getattr(result, "rowcount", 0))
+            removed = CredentialRepository(session).delete(team_id)
         if removed:
             logger.info("VPS.org credential deleted for workspace %s", team_id)
         return removed
@@ -213,23 +196,14 @@ class WorkspaceCredentials:
                 nothing was changed.
         """
         with session_scope(self._sessions) as session:
-            rows = session.execute(
-                select(WorkspaceCredential.team_id, WorkspaceCredential.ciphertext)
-            ).all()
+            rows = CredentialRepository(session).ciphertexts()
         # Decrypt everything first, so a missing key changes nothing at all.
         rotated = [(team, old, self._cipher.rotate(old)) for team, old in rows]
         done = skipped = 0
         with session_scope(self._sessions) as session:
+            credentials = CredentialRepository(session)
             for team_id, old, new in rotated:
-                result = session.execute(
-                    update(WorkspaceCredential)
-                    .where(
-                        WorkspaceCredential.team_id == team_id,
-                        WorkspaceCredential.ciphertext == old,
-                    )
-                    .values(ciphertext=new)
-                )
-                if getattr(result, "rowcount", 0):
+                if credentials.replace_ciphertext(team_id, old, new):
                     done += 1
                 else:
                     skipped += 1
