@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vpsbot.config import Settings
+from vpsbot.config import Secret, Settings
 from vpsbot.errors import ConfigError
 
 
@@ -131,16 +131,29 @@ def test_oauth_client_id_and_secret_go_together():
     )
 
 
-def test_serving_refuses_oauth_settings_until_the_install_exists():
+def test_multi_workspace_mode_needs_a_secret_key_not_a_bot_token():
     settings = Settings.from_env(
         {"SLACK_CLIENT_ID": "123.456", "SLACK_CLIENT_SECRET": "shh"}
     )
 
+    assert settings.multi_workspace is True
     with pytest.raises(ConfigError) as refused:
-        settings.require_single_workspace()
+        settings.require_slack_credentials()
 
-    assert "does not have yet; unset them" in str(refused.value)
-    Settings.from_env({}).require_single_workspace()
+    assert str(refused.value) == (
+        "VPSBOT_SECRET_KEY is required with SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+        "(the multi-workspace install), to encrypt each workspace's VPS.org token"
+    )
+    settings.replace(secret_keys=(Secret("x"),)).require_slack_credentials()
+
+
+def test_single_workspace_mode_needs_a_bot_token():
+    settings = Settings.from_env({})
+
+    assert settings.multi_workspace is False
+    with pytest.raises(ConfigError, match="^SLACK_BOT_TOKEN is required"):
+        settings.require_slack_credentials()
+    Settings.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).require_slack_credentials()
 
 
 def test_web_workers_default_to_one_and_are_read():

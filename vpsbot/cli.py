@@ -1,4 +1,4 @@
-"""The ``vpsbot`` command: serve, socket, shell, sandbox, db and audit.
+"""The ``vpsbot`` command: serve, socket, shell, sandbox, db, audit and keys.
 
 This is the process entry point: the only place that reads the environment
 (through ``Settings.from_env``) and configures logging. A bad setting ends
@@ -277,6 +277,41 @@ def audit_prune(older_than_days: int | None) -> None:
             f"Removed {result.removed} audit entries older than {days} days "
             f"(checkpoint at entry {result.checkpoint_seq}) and "
             f"{result.claims_removed} expired claims."
+        )
+
+
+@main.group()
+def keys() -> None:
+    """The keys that encrypt stored tokens (VPSBOT_SECRET_KEY)."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored token (VPS.org and Slack) with the first key.
+
+    Put the new key first in VPSBOT_SECRET_KEY, keep the old ones after it,
+    run this, then drop the old keys.
+    """
+    from vpsbot.credentials import TokenCipher, WorkspaceCredentials
+    from vpsbot.slack.installs import rotate_tokens
+    from vpsbot.store import make_session_factory
+
+    with _clear_errors():
+        settings = load_settings()
+        configure_logging(settings, logging.WARNING)
+        cipher = TokenCipher(settings.secret_keys)
+        engine = _existing_database(settings.database_url)
+        result = WorkspaceCredentials(make_session_factory(engine), cipher).rotate_all()
+        installs = rotate_tokens(engine, cipher)
+        click.echo(
+            f"Re-encrypted {result.rotated} workspace token"
+            f"{'' if result.rotated == 1 else 's'} and {installs} Slack "
+            f"installation{'' if installs == 1 else 's'} with the first key"
+            + (
+                f"; {result.skipped} changed meanwhile and already use it."
+                if result.skipped
+                else "."
+            )
         )
 
 

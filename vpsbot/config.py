@@ -122,20 +122,29 @@ class Settings:
         """Return a copy with some fields changed."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
-    def require_single_workspace(self) -> None:
-        """Refuse the OAuth settings until the multi-workspace install exists.
+    @property
+    def multi_workspace(self) -> bool:
+        """Whether the OAuth install serves many workspaces (client id set)."""
+        return bool(self.slack_client_id)
 
-        Bolt would otherwise turn OAuth on by itself when it sees them in the
-        environment, and ignore ``SLACK_BOT_TOKEN``.
+    def require_slack_credentials(self) -> None:
+        """Check what the chosen mode needs to talk to Slack.
+
+        One workspace needs ``SLACK_BOT_TOKEN``. Many (``SLACK_CLIENT_ID`` and
+        ``SLACK_CLIENT_SECRET``) need ``VPSBOT_SECRET_KEY`` instead, to encrypt
+        the workspaces' VPS.org tokens; a bot token is then ignored, since each
+        workspace brings its own.
 
         Raises:
-            ConfigError: ``SLACK_CLIENT_ID`` is set.
+            ConfigError: a required setting is missing.
         """
-        if self.slack_client_id:
+        if not self.multi_workspace:
+            self.require("slack_bot_token")
+        elif not self.secret_keys:
             raise ConfigError(
-                "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET turn on the multi-workspace "
-                "install, which this version of vpsbot does not have yet; unset "
-                "them to run for the workspace of SLACK_BOT_TOKEN"
+                "VPSBOT_SECRET_KEY is required with SLACK_CLIENT_ID and "
+                "SLACK_CLIENT_SECRET (the multi-workspace install), to encrypt each "
+                "workspace's VPS.org token"
             )
 
     def require(self, *names: str) -> None:

@@ -12,6 +12,10 @@ File uploads follow Slack's external-upload steps: ``files.getUploadURLExternal`
 hands out a URL on this server, the bytes POSTed there are kept, and
 ``files.completeUploadExternal`` shares them (``uploads`` holds each file).
 A failure of the POST itself is scripted under the name ``upload``.
+
+For the multi-workspace install it also plays Slack's side of OAuth: a code
+handed out with ``grant_install`` is exchanged once by ``oauth.v2.access``
+for a bot token of that workspace, which ``auth.test`` then recognises.
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class LocalSlack:
     uploads: dict[str, Upload] = field(default_factory=dict)
     # Channel ids each user is a member of, for ``users.conversations``.
     memberships: dict[str, list[str]] = field(default_factory=dict)
+    # OAuth: codes not yet exchanged (code -> team id, installing user), and
+    # the bot tokens handed out (token -> team id).
+    install_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bot_tokens: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -149,6 +157,11 @@ class LocalSlack:
                 _Failure(error, status, retry_after, times)
             )
 
+    def grant_install(self, code: str, *, team_id: str, user_id: str) -> None:
+        """Let ``code`` install the app in ``team_id``, as ``user_id``."""
+        with self._lock:
+            self.install_codes[code] = (team_id, user_id)
+
     # Reading what was sent
 
     def api_calls(self, method: str) -> list[SlackCall]:
@@ -196,7 +209,7 @@ class LocalSlack:
             return failure
 
     def answer(
-        self, method: str, body: dict[str, Any]
+        self, method: str, body: dict[str, Any], token: str | None = None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         failure = self._next_failure(method)
         if failure is not None:
@@ -204,13 +217,39 @@ class LocalSlack:
             if failure.retry_after is not None:
                 headers["Retry-After"] = str(failure.retry_after)
             return failure.status, {"ok": False, "error": failure.error}, headers
-        return 200, self._success(method, body), {}
+        return 200, self._success(method, body, token), {}
 
-    def _success(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _exchange(self, code: str) -> dict[str, Any]:
+        """``oauth.v2.access``: a granted code, once, becomes a bot token."""
+        with self._lock:
+            granted = self.install_codes.pop(code, None)
+            if granted is None:
+                return {"ok": False, "error": "invalid_code"}
+            team_id, user_id = granted
+            token = f"xoxb-{team_id}-{next(self._ts)}"
+            self.bot_tokens[token] = team_id
+        return {
+            "ok": True,
+            "app_id": "A0VPSBOT",
+            "authed_user": {"id": user_id},
+            "scope": "commands,chat:write,usergroups:read",
+            "token_type": "bot",
+            "access_token": token,
+            "bot_user_id": self.bot_user_id,
+            "team": {"id": team_id, "name": f"Workspace {team_id}"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    def _success(
+        self, method: str, body: dict[str, Any], token: str | None = None
+    ) -> dict[str, Any]:
+        if method == "oauth.v2.access":
+            return self._exchange(str(body.get("code", "")))
         if method == "auth.test":
             return {
                 "ok": True,
-                "team_id": self.team_id,
+                "team_id": self.bot_tokens.get(token or "", self.team_id),
                 "user_id": self.bot_user_id,
                 "bot_id": "B0VPSBOT",
                 "url": "https://local.invalid/",
@@ -362,7 +401,7 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
                 auth = self.headers.get("Authorization", "")
                 token = auth.removeprefix("Bearer ") if auth else body.get("token")
                 slack._record(SlackCall("api", method, body, token))
-                status, answer, headers = slack.answer(method, body)
+                status, answer, headers = slack.answer(method, body, token)
                 self._send(status, answer, headers)
             elif self.path.startswith("/response/"):
                 name = self.path.removeprefix("/response/")

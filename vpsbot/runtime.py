@@ -68,6 +68,9 @@ def _build(
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     vps, follow_vps = clients if clients is not None else (None, None)
+    if settings.multi_workspace and vps is not None:
+        # Every workspace connects to the in-process sandbox.
+        settings = settings.replace(vps_api_url=vps.base_url)
     bot = create_app(
         settings,
         vps=vps,
@@ -132,9 +135,9 @@ def run_http(
     from vpsbot.serving import GunicornServer, ServedApp
 
     workers = workers or settings.web_workers
-    settings.require_single_workspace()
-    settings.require("slack_signing_secret", "slack_bot_token")
-    if not sandbox:
+    settings.require("slack_signing_secret")
+    settings.require_slack_credentials()
+    if not sandbox and not settings.multi_workspace:
         settings.require("vps_api_token")
     _require_shared_database(settings, workers)
     catalog = Catalog.load(settings.catalog_path)
@@ -178,9 +181,15 @@ def run_socket_mode(settings: Settings, *, sandbox: bool) -> None:
     """
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    settings.require_single_workspace()
-    settings.require("slack_app_token", "slack_bot_token")
-    if not sandbox:
+    settings.require("slack_app_token")
+    if settings.multi_workspace:
+        raise ConfigError(
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (the multi-workspace install) "
+            "need `vpsbot serve`: Slack's OAuth redirect is an HTTP page; unset "
+            "them to use Socket Mode for one workspace"
+        )
+    settings.require_slack_credentials()
+    if not sandbox and not settings.multi_workspace:
         settings.require("vps_api_token")
     # Socket Mode frames are authenticated by the app-level token; Bolt does
     # not verify signatures there, so any placeholder secret will do.

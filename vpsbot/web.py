@@ -1,6 +1,8 @@
 """The HTTP face of ``vpsbot serve``: one Request URL and two health checks.
 
 ``POST /slack/events`` takes slash commands, interactivity and events.
+With the multi-workspace install, ``GET /slack/install`` starts Slack's OAuth
+flow and ``GET /slack/oauth_redirect`` ends it.
 ``GET /healthz`` answers while the process serves; ``GET /readyz`` only when
 the database answers and its migrations are current. A request whose signature
 headers are malformed gets 401 here, before Bolt (whose verifier would raise
@@ -15,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, text
 
@@ -45,6 +47,12 @@ class SlackWsgiApp:
         path = environ.get("PATH_INFO", "/")
         if path == EVENTS_PATH and method == "POST":
             return self._slack(environ, start_response)
+        if method == "GET" and self._bolt.oauth_flow is not None:
+            flow = self._bolt.oauth_flow
+            if path == flow.install_path:
+                return self._oauth(environ, start_response, flow.handle_installation)
+            if path == flow.redirect_uri_path:
+                return self._oauth(environ, start_response, flow.handle_callback)
         if path == "/healthz" and method in ("GET", "HEAD"):
             return _reply(start_response, 200, {"status": "ok"})
         if path == "/readyz" and method in ("GET", "HEAD"):
@@ -78,17 +86,27 @@ class SlackWsgiApp:
             # Signed by Slack, yet not a payload Bolt can read.
             logger.warning("unreadable Slack payload: %s", type(exc).__name__)
             return _reply(start_response, 400, {"error": "unreadable payload"})
-        response = self._bolt.dispatch(request)
-        payload = (response.body or "").encode("utf-8")
-        out_headers = [
-            (name, value)
-            for name, values in response.headers.items()
-            for value in values
-            if name.lower() != "content-length"
-        ]
-        out_headers.append(("Content-Length", str(len(payload))))
-        start_response(_status_line(response.status), out_headers)
-        return [payload]
+        return _send(start_response, self._bolt.dispatch(request))
+
+    def _oauth(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        handle: Callable[[BoltRequest], BoltResponse],
+    ) -> Iterable[bytes]:
+        """``GET /slack/install`` and ``/slack/oauth_redirect`` (OAuth only).
+
+        The query carries a one-time code and state: neither is logged.
+        """
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        request = BoltRequest(
+            body="", query=environ.get("QUERY_STRING", ""), headers=headers
+        )
+        return _send(start_response, handle(request))
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -115,6 +133,19 @@ class SlackWsgiApp:
         return self._verifier.is_valid(body, timestamp, signature)
 
 
+def _send(start_response: StartResponse, response: BoltResponse) -> Iterable[bytes]:
+    payload = (response.body or "").encode("utf-8")
+    out_headers = [
+        (name, value)
+        for name, values in response.headers.items()
+        for value in values
+        if name.lower() != "content-length"
+    ]
+    out_headers.append(("Content-Length", str(len(payload))))
+    start_response(_status_line(response.status), out_headers)
+    return [payload]
+
+
 def _reply(
     start_response: StartResponse, status: int, body: dict[str, str]
 ) -> Iterable[bytes]:
@@ -129,6 +160,7 @@ def _reply(
 def _status_line(status: int) -> str:
     reasons = {
         200: "OK",
+        302: "Found",
         400: "Bad Request",
         401: "Unauthorized",
         404: "Not Found",

@@ -8,6 +8,7 @@ def test_store_exports_exactly_its_public_api() -> None:
         "ApprovalRepository",
         "AuditRepository",
         "ClaimRepository",
+        "CredentialRepository",
         "FollowedOperationRepository",
         "PolicyRepository",
         "begin_read_only",

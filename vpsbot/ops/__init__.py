@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.catalog import Catalog
+from vpsbot.ops.accounts import (
+    NoProviderAccountError,
+    ProviderAccounts,
+    SingleAccount,
+    WorkspaceAccounts,
+)
 from vpsbot.ops.approvals import (
     Approval,
     ApprovalExpiry,
@@ -38,18 +45,22 @@ __all__ = [
     "Guard",
     "Home",
     "HomeOperations",
+    "NoProviderAccountError",
     "Operations",
     "PendingAction",
+    "ProviderAccounts",
+    "SingleAccount",
     "StaleEditError",
     "Target",
     "Verdict",
+    "WorkspaceAccounts",
     "new_request_id",
 ]
 
 
 @dataclass(frozen=True)
 class Operations:
-    """Every use case, built on one database and one provider client."""
+    """Every use case, built on one database and the provider account(s)."""
 
     servers: ServerOperations
     create: CreateOperations
@@ -63,16 +74,22 @@ class Operations:
         cls,
         *,
         sessions: sessionmaker[Session],
-        vps: VpsClient,
+        vps: VpsClient | ProviderAccounts,
         admins: tuple[str, ...],
         catalog: Catalog | None = None,
         approval_ttl: float = 3600.0,
+        workspace_admins: Callable[[str], frozenset[str]] | None = None,
     ) -> Operations:
         """Wire the use cases; ``catalog`` defaults to the shipped one.
 
+        ``vps`` is the one provider client, or the accounts that choose each
+        workspace's client (multi-workspace mode).
+
         ``approval_ttl`` is how many seconds an approval request stays open.
+        ``workspace_admins`` names a workspace's own admins beside ``admins``
+        (multi-workspace mode: who installed vpsbot there).
         """
-        guard = Guard(sessions, admins=admins)
+        guard = Guard(sessions, admins=admins, workspace_admins=workspace_admins)
         servers = ServerOperations(guard=guard, vps=vps)
         create = CreateOperations(
             guard=guard, vps=vps, catalog=catalog or Catalog.load()

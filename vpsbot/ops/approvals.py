@@ -297,6 +297,7 @@ class ApprovalOperations:
             response_url: where to tell the requester later (never logged).
 
         Raises:
+            NoProviderAccountError: the workspace has no VPS.org account.
             PermissionDeniedError: the policy now denies the action (audited).
             ActionStateError: the policy no longer asks for approval, or the
                 server's state makes the action pointless (audited).
@@ -306,6 +307,7 @@ class ApprovalOperations:
         """
         if action.verb not in VERBS:
             raise ValueError(f"{action.verb!r} cannot be asked for approval")
+        self._servers.require_account(actor)
         decision = self._guard.decision(actor, action.verb)
         if decision.rule == "deny":
             self._guard.authorize(actor, action.verb, Target.from_ref(action.server))
@@ -420,7 +422,9 @@ class ApprovalOperations:
 
     def approvers_here(self, actor: Actor) -> tuple[str, ...]:
         """Who approves in the actor's channel (user and group ids)."""
-        return approvers(self._guard.rules(actor), admins=self._guard.admins)
+        return approvers(
+            self._guard.rules(actor), admins=self._guard.admins_for(actor.team_id)
+        )
 
     # Deciding
 
@@ -465,7 +469,7 @@ class ApprovalOperations:
             actor.user_id,
             requester=approval.requester,
             rules=rules,
-            admins=self._guard.admins,
+            admins=self._guard.admins_for(actor.team_id),
             members_of=_safe(members_of, unreadable),
         ):
             if unreadable:
@@ -479,10 +483,14 @@ class ApprovalOperations:
             return Verdict(
                 "not_approver",
                 approval,
-                approvers=approvers(rules, admins=self._guard.admins),
+                approvers=approvers(
+                    rules, admins=self._guard.admins_for(actor.team_id)
+                ),
             )
         policy = decide(
-            rules, OPERATION_ACTIONS[approval.verb], admins=self._guard.admins
+            rules,
+            OPERATION_ACTIONS[approval.verb],
+            admins=self._guard.admins_for(actor.team_id),
         )
         if policy.rule == "deny":
             return self._close_denied(approval, actor.user_id, policy.action, now)

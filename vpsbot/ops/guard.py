@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,10 +93,25 @@ class Guard:
     """Policy decisions, audit entries and claims, each in a short transaction."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, admins: tuple[str, ...]
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        admins: tuple[str, ...],
+        workspace_admins: Callable[[str], frozenset[str]] | None = None,
     ) -> None:
+        """``admins`` administer every workspace (``VPSBOT_ADMINS``);
+        ``workspace_admins`` names more for one workspace (in multi-workspace
+        mode, the user who installed vpsbot there)."""
         self._sessions = sessions
         self.admins = admins
+        self._workspace_admins = workspace_admins
+
+    def admins_for(self, team_id: str) -> tuple[str, ...]:
+        """Who administers the workspace: ``admins``, then its own, in order."""
+        if self._workspace_admins is None:
+            return self.admins
+        extra = self._workspace_admins(team_id) - set(self.admins)
+        return self.admins + tuple(sorted(extra))
 
     def rules(self, actor: Actor) -> ChannelRules:
         """The channel's rules as they stand now.
@@ -112,7 +127,11 @@ class Guard:
 
     def decision(self, actor: Actor, verb: str) -> Decision:
         """Decide ``verb`` for ``actor`` against the channel's current policy."""
-        return decide(self.rules(actor), OPERATION_ACTIONS[verb], admins=self.admins)
+        return decide(
+            self.rules(actor),
+            OPERATION_ACTIONS[verb],
+            admins=self.admins_for(actor.team_id),
+        )
 
     def authorize(
         self, actor: Actor, verb: str, target: Target, *, audited: bool = True

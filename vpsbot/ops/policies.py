@@ -33,10 +33,16 @@ class PolicyOperations:
 
     @property
     def admins(self) -> tuple[str, ...]:
+        """The admins of every workspace (``VPSBOT_ADMINS``)."""
         return self._guard.admins
 
-    def is_admin(self, user_id: str) -> bool:
-        return user_id in self._guard.admins
+    def admins_for(self, team_id: str) -> tuple[str, ...]:
+        """The admins of one workspace: ``admins`` and, with the
+        multi-workspace install, whoever installed vpsbot there."""
+        return self._guard.admins_for(team_id)
+
+    def is_admin(self, user_id: str, team_id: str = "") -> bool:
+        return user_id in self._guard.admins_for(team_id)
 
     def change_rules(self, actor: Actor, pairs: Mapping[str, str]) -> ChannelRules:
         """Change the named rules and keep the others.
@@ -83,12 +89,12 @@ class PolicyOperations:
         return self._guard.rules(actor)
 
     def _require_admin(self, actor: Actor, detail: str) -> None:
-        if self.is_admin(actor.user_id):
+        if self.is_admin(actor.user_id, actor.team_id):
             return
         self._guard.record(
             actor, "policy", "denied", Target(), f"not an admin; asked for {detail}"
         )
         raise PermissionDeniedError(
             f"Only admins can change the policy. "
-            f"Admins: {admin_mentions(self._guard.admins)}."
+            f"Admins: {admin_mentions(self.admins_for(actor.team_id))}."
         )

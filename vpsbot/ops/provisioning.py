@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from vpsbot.catalog import Catalog
 from vpsbot.errors import ActionStateError, RepeatedSubmissionError, UserError
 from vpsbot.ops import fields
+from vpsbot.ops.accounts import ProviderAccounts, as_accounts
 from vpsbot.ops.context import Actor, with_reason
 from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import Guard, Target
@@ -69,10 +70,42 @@ class CreateRequest:
 class CreateOperations:
     """``/vps create`` and its dialog."""
 
-    def __init__(self, *, guard: Guard, vps: VpsClient, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        vps: VpsClient | ProviderAccounts,
+        catalog: Catalog,
+    ) -> None:
         self._guard = guard
-        self._vps = vps
+        self._accounts = as_accounts(vps)
         self.catalog = catalog
+
+    def _vps_for(self, actor: Actor) -> VpsClient:
+        """The provider client of the actor's workspace.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        return self._accounts.client_for(actor.team_id)
+
+    def require_account(self, actor: Actor) -> None:
+        """Refuse at once when the actor's workspace has no VPS.org account.
+
+        Checked before the policy, so such a workspace gets that one sentence
+        for every server command and nothing is audited.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        self._vps_for(actor)
+
+    def _authorize(
+        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
+    ) -> None:
+        """The workspace's account first, then the channel's policy."""
+        self.require_account(actor)
+        self._guard.authorize(actor, verb, target, audited=audited)
 
     def choices(self, actor: Actor) -> Catalog:
         """Check the policy for a create and gather what may be chosen.
@@ -84,8 +117,8 @@ class CreateOperations:
             UserError: refused by policy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "create", Target(), audited=False)
-        servers = self._vps.get_all(request_id=actor.request_id)
+        self._authorize(actor, "create", Target(), audited=False)
+        servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         return self.catalog.with_servers(servers)
 
     def create(
@@ -118,7 +151,7 @@ class CreateOperations:
                 f"sent twice."
             )
         target = Target(None, request.name)
-        self._guard.authorize(actor, "create", target)
+        self._authorize(actor, "create", target)
         problems = request.problems()
         if problems:
             self._refuse(actor, target, FieldErrors(problems), reason)
@@ -145,7 +178,7 @@ class CreateOperations:
         self, actor: Actor, request: CreateRequest, target: Target, reason: str | None
     ) -> Server:
         try:
-            servers = self._vps.get_all(request_id=actor.request_id)
+            servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         except VpsApiError as exc:
             self._guard.record(actor, "create", "failed", target, exc.user_message)
             raise
@@ -171,9 +204,9 @@ class CreateOperations:
             self._refuse(actor, target, FieldErrors(problems), reason)
         assert plan is not None and system is not None and location is not None
         # The list took time; the policy may have changed meanwhile.
-        self._guard.authorize(actor, "create", target)
+        self._authorize(actor, "create", target)
         try:
-            return self._vps.create(
+            return self._vps_for(actor).create(
                 name=request.name,
                 plan_id=plan.id,
                 os_id=system.id,

@@ -24,6 +24,7 @@ from vpsbot.errors import (
     UserError,
 )
 from vpsbot.ops import fields
+from vpsbot.ops.accounts import ProviderAccounts, as_accounts
 from vpsbot.ops.context import Actor, as_server_id, with_reason
 from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import ApprovalRequiredError, Guard, Target
@@ -113,9 +114,35 @@ class StaleEditError(UserError):
 class ServerOperations:
     """The server commands of the contract, checked and audited."""
 
-    def __init__(self, *, guard: Guard, vps: VpsClient) -> None:
+    def __init__(self, *, guard: Guard, vps: VpsClient | ProviderAccounts) -> None:
         self._guard = guard
-        self._vps = vps
+        self._accounts = as_accounts(vps)
+
+    def _vps_for(self, actor: Actor) -> VpsClient:
+        """The provider client of the actor's workspace.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        return self._accounts.client_for(actor.team_id)
+
+    def require_account(self, actor: Actor) -> None:
+        """Refuse at once when the actor's workspace has no VPS.org account.
+
+        Checked before the policy, so such a workspace gets that one sentence
+        for every server command and nothing is audited.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        self._vps_for(actor)
+
+    def _authorize(
+        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
+    ) -> None:
+        """The workspace's account first, then the channel's policy."""
+        self.require_account(actor)
+        self._guard.authorize(actor, verb, target, audited=audited)
 
     # Reads
 
@@ -128,14 +155,14 @@ class ServerOperations:
             UserError: refused by policy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "list", Target())
+        self._authorize(actor, "list", Target())
         filters = " ".join(
             f"{key}={value}"
             for key, value in (("status", status), ("location", location))
             if value
         )
         with self._audited_failure(actor, "list", Target()):
-            servers = self._vps.get_all(
+            servers = self._vps_for(actor).get_all(
                 status=status, location=location, request_id=actor.request_id
             )
         detail = _count(len(servers), "server") + (f" ({filters})" if filters else "")
@@ -149,7 +176,7 @@ class ServerOperations:
             UserError: refused by policy, or no such server.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, "show", Target.from_ref(ref))
+        self._authorize(actor, "show", Target.from_ref(ref))
         server = self._resolve(actor, "show", ref, detailed=True)
         self._guard.record(actor, "show", "succeeded", _target(server))
         return server
@@ -164,7 +191,7 @@ class ServerOperations:
             UserError: refused by policy, no such server, or the state forbids it.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, verb, Target.from_ref(ref), audited=False)
+        self._authorize(actor, verb, Target.from_ref(ref), audited=False)
         server = self._find(actor, ref, detailed=True)
         if verb == "delete" and not server.can_delete:
             raise ActionStateError(
@@ -231,7 +258,7 @@ class ServerOperations:
             self._check_power_state(actor, verb, server)
             target = _target(server)
             with self._audited_failure(actor, verb, target, reason):
-                result = getattr(self._vps, verb)(
+                result = getattr(self._vps_for(actor), verb)(
                     server.id, request_id=actor.request_id
                 )
         after = dataclasses.replace(
@@ -279,9 +306,9 @@ class ServerOperations:
             ):
                 self._refuse_taken_name(actor, "rename", server, new_name)
                 # That read took time; the policy may have changed meanwhile.
-                self._guard.authorize(actor, "rename", target)
+                self._authorize(actor, "rename", target)
                 with self._audited_failure(actor, "rename", target, reason):
-                    after = self._vps.patch(
+                    after = self._vps_for(actor).patch(
                         server.id, name=new_name, request_id=actor.request_id
                     )
         recorded = self._guard.record_after_change(
@@ -321,7 +348,7 @@ class ServerOperations:
                     changed=False,
                 )
             with self._audited_failure(actor, "backups", target, reason):
-                after = self._vps.patch(
+                after = self._vps_for(actor).patch(
                     server.id, backups_enabled=enabled, request_id=actor.request_id
                 )
         recorded = self._guard.record_after_change(
@@ -424,10 +451,10 @@ class ServerOperations:
                     )
                     self._refuse_taken_name(actor, "update", server, edit.name)
                     # That read took time; the policy may have changed meanwhile.
-                    self._guard.authorize(actor, "update", target)
+                    self._authorize(actor, "update", target)
                 try:
                     with self._audited_failure(actor, "update", target, reason):
-                        after = self._vps.update(
+                        after = self._vps_for(actor).update(
                             server.id,
                             name=edit.name,
                             hostname=edit.hostname,
@@ -490,7 +517,7 @@ class ServerOperations:
                     )
                 with self._audited_failure(actor, "delete", target, reason):
                     sent = True
-                    self._vps.delete(server.id, request_id=actor.request_id)
+                    self._vps_for(actor).delete(server.id, request_id=actor.request_id)
         except ApprovalRequiredError:
             # The submission becomes an approval request; sent again, it must
             # not become a second one.
@@ -530,11 +557,13 @@ class ServerOperations:
         server_id = as_server_id(ref)
         if server_id is not None:
             try:
-                return self._vps.get_by_id(server_id, request_id=actor.request_id)
+                return self._vps_for(actor).get_by_id(
+                    server_id, request_id=actor.request_id
+                )
             except NotFoundError:
                 logger.debug("no server with id %s; trying it as a name", ref)
 
-        servers = self._vps.get_all(request_id=actor.request_id)
+        servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         matches = [server for server in servers if server.name == ref]
         if len(matches) > 1:
             ids = ", ".join(str(server.id) for server in matches)
@@ -556,7 +585,9 @@ class ServerOperations:
                 f"There is no server called {ref}.{hint} `/vps list` shows the servers."
             )
         if detailed:
-            return self._vps.get_by_id(matches[0].id, request_id=actor.request_id)
+            return self._vps_for(actor).get_by_id(
+                matches[0].id, request_id=actor.request_id
+            )
         return matches[0]
 
     def _check_power_state(self, actor: Actor, verb: str, server: Server) -> None:
@@ -595,7 +626,7 @@ class ServerOperations:
             UserError: refused by policy, no such server, or busy.
             VpsApiError: the provider failed.
         """
-        self._guard.authorize(actor, verb, target or Target.from_ref(ref))
+        self._authorize(actor, verb, target or Target.from_ref(ref))
         found = self._resolve(actor, verb, ref, target=target)
         busy = (
             f"Another change to {found.name} is under way; try again when it has "
@@ -608,7 +639,7 @@ class ServerOperations:
             self._guard.claim(actor, key, busy),
         ):
             server = self._resolve(actor, verb, str(found.id))
-            self._guard.authorize(actor, verb, target or _target(server))
+            self._authorize(actor, verb, target or _target(server))
             yield server
 
     @contextmanager
@@ -628,7 +659,7 @@ class ServerOperations:
     ) -> None:
         """Refuse a name another server has: `/vps` finds servers by name."""
         with self._audited_failure(actor, verb, _target(server)):
-            servers = self._vps.get_all(request_id=actor.request_id)
+            servers = self._vps_for(actor).get_all(request_id=actor.request_id)
         holder = fields.holder_of(servers, new_name, besides=server.id)
         if holder is None:
             return
@@ -679,7 +710,9 @@ class ServerOperations:
         if target.server_id is None:
             return "nothing more (the server is not known)"
         try:
-            server = self._vps.get_by_id(target.server_id, request_id=actor.request_id)
+            server = self._vps_for(actor).get_by_id(
+                target.server_id, request_id=actor.request_id
+            )
         except NotFoundError:
             return f"that {target.server_name} no longer exists"
         except VpsApiError as exc:

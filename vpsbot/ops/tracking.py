@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from vpsbot.errors import StoreUnavailableError, VpsbotError
+from vpsbot.ops.accounts import NoProviderAccountError, ProviderAccounts, as_accounts
 from vpsbot.ops.context import Actor
 from vpsbot.store import FollowedOperationRepository, session_scope
 from vpsbot.store.models import FollowedOperation
@@ -237,9 +238,10 @@ class Follower:
 
     Args:
         sessions: The database.
-        vps: Provider client for the polls. Build it with ``max_retries=0`` so
-            that a 429 is handed back at once instead of sleeping on a pool
-            thread; the follower schedules the retry itself.
+        vps: Provider client for the polls, or the accounts that choose each
+            workspace's client (row's team id). Build clients with
+            ``max_retries=0`` so that a 429 is handed back at once instead of
+            sleeping on a pool thread; the follower schedules the retry itself.
         notifier: Shows progress.
         timeout: Seconds after which an operation is given up.
         workers: Threads that poll and notify.
@@ -261,7 +263,7 @@ class Follower:
         self,
         *,
         sessions: sessionmaker[Session],
-        vps: VpsClient,
+        vps: VpsClient | ProviderAccounts,
         notifier: Notifier,
         timeout: float = 900.0,
         workers: int = 8,
@@ -279,7 +281,7 @@ class Follower:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._sessions = sessions
-        self._vps = vps
+        self._accounts = as_accounts(vps)
         self._notifier = notifier
         self.timeout = float(timeout)
         self._workers = workers
@@ -564,7 +566,19 @@ class Follower:
             )
 
         try:
-            server = self._vps.get_by_id(row.server_id, request_id=row.request_id)
+            vps = self._accounts.client_for(row.team_id)
+        except NoProviderAccountError:
+            # The workspace's account was disconnected (or the app removed).
+            logger.info(
+                "operation %s no longer followed: workspace %s has no VPS.org "
+                "account [%s]",
+                row.id,
+                row.team_id,
+                row.request_id,
+            )
+            return self._end(row, now, "gave_up", status, elapsed, values, "no_account")
+        try:
+            server = vps.get_by_id(row.server_id, request_id=row.request_id)
         except NotFoundError:
             if row.verb == "create" and elapsed < CREATE_NOT_FOUND_GRACE:
                 error = "not_found_yet"

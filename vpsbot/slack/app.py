@@ -6,20 +6,25 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 
 from vpsbot.ops import Actor, ChangeResult, Operations
+from vpsbot.ops.connecting import AccountConnection
 from vpsbot.ops.tracking import Follower
 from vpsbot.slack import (
     actions,
     audit_export,
     audit_pages,
     commands,
+    connect,
     editing,
+    installs,
     middleware,
     views,
 )
 from vpsbot.slack.approvals import ApprovalDesk, ApprovalNotices
+from vpsbot.slack.connect import ConnectDialogs
 from vpsbot.slack.context import SlackContext
 from vpsbot.slack.editing import ServerDialogs
 from vpsbot.slack.home import ChannelMemberships, HomeTab
@@ -58,8 +63,11 @@ def build_bolt_app(
     background: Background,
     follower: Follower | None = None,
     notices: ApprovalNotices | None = None,
+    connection: AccountConnection | None = None,
+    oauth: OAuthSettings | None = None,
+    on_removed: installs.OnRemoved | None = None,
 ) -> App:
-    """A Bolt app for one workspace, answering through ``client``.
+    """The Bolt app, for one workspace or (with ``oauth``) for many.
 
     Args:
         signing_secret: verifies every HTTP request from Slack.
@@ -68,10 +76,18 @@ def build_bolt_app(
         background: the pools that run work after acknowledgement.
         follower: follows announced long operations (none: not followed).
         notices: redraws approval requests (default: one on ``client``).
+        connection: stores workspaces' VPS.org tokens (``/vps connect``);
+            none in single-workspace mode.
+        oauth: the multi-workspace install; ``client`` then holds no token,
+            and each request gets one with its workspace's bot token.
+        on_removed: called with a team id after an uninstall or a revoked
+            bot token deleted its installation (multi-workspace mode).
     """
     app = App(
         client=client,
         signing_secret=signing_secret,
+        oauth_settings=oauth,
+        authorize=installs.authorize(oauth, client) if oauth is not None else None,
         token_verification_enabled=False,
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"
@@ -97,6 +113,9 @@ def build_bolt_app(
         ),
         approvals=desk,
         follower=follower,
+        connect=ConnectDialogs(connection=connection, background=background)
+        if connection is not None
+        else None,
     )
     middleware.register(app)
     commands.register(app, slack)
@@ -113,4 +132,10 @@ def build_bolt_app(
         members_of=notices.members_of,
         memberships=ChannelMemberships(client),
     ).register(app)
+    if slack.connect is not None:
+        connect.register(app, slack.connect)
+    if oauth is not None:
+        installs.register(app, oauth, on_removed or (lambda team_id: None))
+    else:
+        installs.register_single_workspace(app)
     return app

@@ -40,6 +40,11 @@ from vpsbot.slack.context import actor_from_action
 from vpsbot.slack.ids import APPROVE_BUTTON, CANCEL_REQUEST_BUTTON, DENY_BUTTON
 from vpsbot.slack.replies import Replies
 from vpsbot.slack.worker import Background
+from vpsbot.slack.workspaces import (
+    NotInstalledError,
+    SlackClients,
+    as_slack_clients,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -313,8 +318,16 @@ def _context(text: str) -> dict[str, Any]:
 class ApprovalNotices:
     """Redraws request messages and tells requesters; the expiry notifier too."""
 
-    def __init__(self, client: WebClient) -> None:
-        self._client = client
+    def __init__(self, client: WebClient | SlackClients) -> None:
+        self._clients = as_slack_clients(client)
+
+    def _client(self, team_id: str) -> WebClient | None:
+        """The workspace's client; ``None`` (logged) when it is not installed."""
+        try:
+            return self._clients.for_team(team_id)
+        except NotInstalledError:
+            logger.warning("workspace %s is not installed; nothing sent", team_id)
+            return None
 
     def redraw(self, approval: Approval) -> None:
         """Show how the request stands on its message (if it is a message)."""
@@ -325,8 +338,11 @@ class ApprovalNotices:
                 approval.request_id,
             )
             return
+        client = self._client(approval.team_id)
+        if client is None:
+            return
         try:
-            self._client.chat_update(
+            client.chat_update(
                 channel=approval.channel_id,
                 ts=approval.message_ts,
                 text=f"{headline(approval)}\n{ending(approval)}",
@@ -342,16 +358,19 @@ class ApprovalNotices:
 
     def tell_requester(self, approval: Approval, text: str) -> None:
         """An ephemeral line to the requester in the channel, else by response_url."""
+        client = self._client(approval.team_id)
         try:
-            self._client.chat_postEphemeral(
+            if client is None:
+                raise NotInstalledError(approval.team_id)
+            client.chat_postEphemeral(
                 channel=approval.channel_id, user=approval.requester, text=text
             )
             return
-        except SlackApiError as exc:
+        except (SlackApiError, NotInstalledError) as exc:
             logger.info(
                 "could not tell the requester of %s in the channel (%s) [%s]",
                 approval.id,
-                _error(exc),
+                _error(exc) if isinstance(exc, SlackApiError) else "not installed",
                 approval.request_id,
             )
         if not approval.response_url:
@@ -376,10 +395,16 @@ class ApprovalNotices:
             f"expired and nothing was done.",
         )
 
-    def members_of(self, group_id: str) -> set[str]:
-        """The user ids in a user group; empty (and logged) when Slack refuses."""
+    def members_of(self, group_id: str, team_id: str = "") -> set[str]:
+        """The user ids in a user group; empty (and logged) when Slack refuses.
+
+        ``team_id`` names the workspace (needed in multi-workspace mode).
+        """
+        client = self._client(team_id)
+        if client is None:
+            return set()
         try:
-            response = self._client.usergroups_users_list(usergroup=group_id)
+            response = client.usergroups_users_list(usergroup=group_id)
         except SlackApiError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status == 429 or status >= 500 or _error(exc) in _PASSING_ERRORS:
@@ -535,7 +560,7 @@ class ApprovalDesk:
                 actor,
                 public_id,
                 approve=action_id == APPROVE_BUTTON,
-                members_of=self._notices.members_of,
+                members_of=lambda group: self._notices.members_of(group, actor.team_id),
             )
         logger.info(
             "approval click %s on %s by %s: %s [%s]",

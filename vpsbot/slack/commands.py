@@ -80,6 +80,10 @@ def register(app: App, slack: SlackContext) -> None:
                 replies=replies,
                 reason=command.reason,
             )
+        elif command.verb == "connect" and slack.connect is not None:
+            slack.connect.open(
+                client=client, trigger_id=trigger_id, actor=actor, replies=replies
+            )
         elif command.verb == "delete":
             slack.dialogs.open_delete(
                 client=client,
@@ -141,8 +145,8 @@ def run_command(
             "vpsbot help",
             blocks.help_message(
                 rules,
-                is_admin=ops.policies.is_admin(actor.user_id),
-                admins=ops.policies.admins,
+                is_admin=ops.policies.is_admin(actor.user_id, actor.team_id),
+                admins=ops.policies.admins_for(actor.team_id),
             ),
         )
     elif verb == "list":
@@ -294,18 +298,22 @@ def _policy(ops: Operations, command: Command, actor: Actor, replies: Replies) -
         )
         replies.announce(
             headline,
-            blocks.policy_message(rules, admins=ops.policies.admins, headline=headline),
+            blocks.policy_message(
+                rules, admins=ops.policies.admins_for(actor.team_id), headline=headline
+            ),
         )
     elif command.approvers is not None:
         rules = ops.policies.set_approvers(actor, command.approvers)
         headline = f"<@{actor.user_id}> changed who approves vpsbot requests here."
         replies.announce(
             headline,
-            blocks.policy_message(rules, admins=ops.policies.admins, headline=headline),
+            blocks.policy_message(
+                rules, admins=ops.policies.admins_for(actor.team_id), headline=headline
+            ),
         )
     else:
         rules = ops.policies.current(actor)
         replies.ephemeral(
             "This channel's policy",
-            blocks.policy_message(rules, admins=ops.policies.admins),
+            blocks.policy_message(rules, admins=ops.policies.admins_for(actor.team_id)),
         )

@@ -14,6 +14,7 @@ from vpsbot.slack.worker import Background
 
 if TYPE_CHECKING:
     from vpsbot.slack.approvals import ApprovalDesk
+    from vpsbot.slack.connect import ConnectDialogs
     from vpsbot.slack.editing import ServerDialogs
     from vpsbot.slack.views import DeleteDialogs
 
@@ -31,6 +32,8 @@ class SlackContext:
     approvals: ApprovalDesk
     follower: Follower | None = None
     zones: ViewerZones = field(default_factory=ViewerZones)
+    # The /vps connect dialog (multi-workspace mode only).
+    connect: ConnectDialogs | None = None
 
     def follow(
         self, actor: Actor, result: ChangeResult, headline: str, ts: str | None

@@ -41,8 +41,8 @@ def typed_times_in_utc() -> str:
 
 def connect_single_workspace() -> str:
     return (
-        "`/vps connect` is for multi-workspace installs. This vpsbot runs for one "
-        "workspace and uses the VPS.org token its operator configured."
+        "This vpsbot serves one workspace with the VPS.org token its operator set "
+        "in VPS_API_TOKEN, so there is nothing to connect here."
     )
 
 

@@ -24,6 +24,11 @@ from vpsbot.ops.tracking import (
 )
 from vpsbot.slack import blocks as block_kit
 from vpsbot.slack.messages import escape
+from vpsbot.slack.workspaces import (
+    NotInstalledError,
+    SlackClients,
+    as_slack_clients,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +58,8 @@ _VERB_ING = {
 class SlackProgress:
     """Shows progress by editing the announcement in place."""
 
-    def __init__(self, client: WebClient) -> None:
-        self._client = client
+    def __init__(self, client: WebClient | SlackClients) -> None:
+        self._clients = as_slack_clients(client)
 
     def notify(self, operation: FollowedOp, progress: Progress) -> None:
         """Update the announcement of ``operation``.
@@ -66,7 +71,11 @@ class SlackProgress:
         """
         text, blocks = render(operation, progress)
         try:
-            self._client.chat_update(
+            client = self._clients.for_team(operation.team_id)
+        except NotInstalledError as exc:
+            raise NotifyFailedError("not_installed") from exc
+        try:
+            client.chat_update(
                 channel=operation.channel_id,
                 ts=operation.message_ts,
                 text=text,

@@ -13,6 +13,7 @@ from vpsbot.store.repositories import (
     ApprovalRepository,
     AuditRepository,
     ClaimRepository,
+    CredentialRepository,
     FollowedOperationRepository,
     PolicyRepository,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ApprovalRepository",
     "AuditRepository",
     "ClaimRepository",
+    "CredentialRepository",
     "FollowedOperationRepository",
     "PolicyRepository",
     "begin_read_only",

@@ -1,5 +1,5 @@
 """The tables: channel policies, the audit log and its head, once-only claims,
-followed operations and approval requests."""
+followed operations, approval requests and workspaces' VPS.org credentials."""
 
 from __future__ import annotations
 
@@ -353,3 +353,29 @@ class ApprovalRequest(Base):
             f"verb={self.verb!r}, server_id={self.server_id!r}, "
             f"status={self.status!r})"
         )
+
+
+class WorkspaceCredential(Base):
+    """One workspace's VPS.org API token, encrypted (multi-workspace mode).
+
+    ``ciphertext`` is a Fernet token made with the first ``VPSBOT_SECRET_KEY``
+    of its time; any configured key decrypts it, so no key version is kept.
+    """
+
+    __tablename__ = "workspace_credentials"
+
+    team_id: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    connected_by: Mapped[str] = mapped_column(String(SLACK_ID_LENGTH))
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkspaceCredential(team_id={self.team_id!r}, "
+            f"connected_by={self.connected_by!r}, ciphertext='****')"
+        )
+
+
+# slack_sdk's OAuth tables join the metadata, so migrations and the schema
+# check see them. Imported last: the module needs ``Base`` only.
+from vpsbot.store import slack_oauth  # noqa: E402, F401

@@ -26,6 +26,7 @@ from vpsbot.store.models import (
     ChannelPolicy,
     Claim,
     FollowedOperation,
+    WorkspaceCredential,
 )
 
 logger = logging.getLogger(__name__)
@@ -786,3 +787,67 @@ class ApprovalRepository:
             .limit(limit)
         )
         return list(self._session.scalars(query))
+
+
+class CredentialRepository:
+    """Workspaces' encrypted VPS.org tokens: one row per workspace.
+
+    Only ciphertext passes through here; encryption is the caller's.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, team_id: str) -> WorkspaceCredential | None:
+        return self._session.get(WorkspaceCredential, team_id)
+
+    def put(
+        self,
+        *,
+        team_id: str,
+        ciphertext: str,
+        connected_by: str,
+        connected_at: datetime,
+    ) -> None:
+        """Insert the workspace's row, or replace what it holds."""
+        insert = _upsert_insert(self._session, WorkspaceCredential).values(
+            team_id=team_id,
+            ciphertext=ciphertext,
+            connected_by=connected_by,
+            connected_at=connected_at,
+        )
+        self._session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["team_id"],
+                set_={
+                    key: insert.excluded[key]
+                    for key in ("ciphertext", "connected_by", "connected_at")
+                },
+            )
+        )
+
+    def delete(self, team_id: str) -> bool:
+        """Remove the workspace's row; ``True`` when there was one."""
+        result = self._session.execute(
+            delete(WorkspaceCredential).where(WorkspaceCredential.team_id == team_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def ciphertexts(self) -> list[tuple[str, str]]:
+        """``(team id, ciphertext)`` of every row."""
+        rows = self._session.execute(
+            select(WorkspaceCredential.team_id, WorkspaceCredential.ciphertext)
+        ).all()
+        return [(team_id, ciphertext) for team_id, ciphertext in rows]
+
+    def replace_ciphertext(self, team_id: str, old: str, new: str) -> bool:
+        """Swap ``old`` for ``new`` only if the row still holds ``old``."""
+        result = self._session.execute(
+            update(WorkspaceCredential)
+            .where(
+                WorkspaceCredential.team_id == team_id,
+                WorkspaceCredential.ciphertext == old,
+            )
+            .values(ciphertext=new)
+        )
+        return bool(getattr(result, "rowcount", 0))
