@@ -2,16 +2,13 @@
 # environment (see README.md, "Serving"). Build with `docker build -t vpsbot .`
 FROM python:3.11-slim
 
-# vpsbot finds its migrations in migrations/ next to the vpsbot/ it runs
-# from, which an installed package does not carry: PYTHONPATH makes the copy
-# under /app the one imported, while `pip install .` brings the dependencies.
+# `pip install .` installs vpsbot with its migrations (vpsbot/migrations).
 # Alone, the image keeps a SQLite file in the /data volume with one worker;
 # compose.yaml sets a PostgreSQL DATABASE_URL and two workers.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app \
     PORT=3000 \
     VPSBOT_WEB_WORKERS=1 \
     VPSBOT_LOG_FORMAT=json \
@@ -19,9 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
-COPY migrations ./migrations
 COPY vpsbot ./vpsbot
-RUN pip install . \
+RUN pip install . && rm -rf /app/vpsbot /app/build \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin vpsbot \
     && mkdir /data && chown vpsbot /data
 

@@ -46,10 +46,10 @@ def test_the_image_runs_serve_as_a_non_root_user_from_python_slim():
     assert json.loads(steps["ENTRYPOINT"][0]) == ["vpsbot", "serve"]
     env = " ".join(steps["ENV"])
     assert "PORT=3000" in env and "VPSBOT_WEB_WORKERS=1" in env
-    # The source tree under /app, with migrations/ beside vpsbot/, is imported.
-    assert "PYTHONPATH=/app" in env
+    # The installed package, migrations included, is what runs.
+    assert "PYTHONPATH" not in env
     assert steps["WORKDIR"] == ["/app"]
-    assert "migrations ./migrations" in steps["COPY"]
+    assert "vpsbot ./vpsbot" in steps["COPY"]
     assert "DATABASE_URL=sqlite:////data/vpsbot.db" in env
     assert any("chown vpsbot /data" in run for run in steps["RUN"])
     assert steps["STOPSIGNAL"] == ["SIGTERM"]

@@ -50,8 +50,8 @@ def test_migrations_have_a_single_head() -> None:
     assert heads == ["0006"]
 
 
-def test_migrations_path_is_the_top_level_folder() -> None:
-    assert migrations_path() == REPO_ROOT / "migrations"
+def test_migrations_path_is_inside_the_package() -> None:
+    assert migrations_path() == REPO_ROOT / "vpsbot" / "migrations"
 
 
 def test_upgrade_empty_sqlite_to_head_and_back_to_base(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Applying the Alembic migrations from code, and checking they are current.
 
-The migration scripts live in the top-level ``migrations/`` folder of the
-source tree, next to the ``vpsbot`` package.
+The migration scripts live in ``vpsbot/migrations/`` and are installed with
+the package, so an installed vpsbot (``pip install .``, a wheel, the Docker
+image) migrates its database as a source checkout does.
 """
 
 from __future__ import annotations
@@ -32,14 +33,12 @@ def migrations_path() -> Path:
     """The folder holding ``env.py`` and ``versions/``.
 
     Raises:
-        VpsbotError: the folder is not there (vpsbot is not run from a
-            source checkout).
+        VpsbotError: the folder is not there (a damaged installation).
     """
-    path = Path(vpsbot.__file__).resolve().parent.parent / "migrations"
+    path = Path(vpsbot.__file__).resolve().parent / "migrations"
     if not (path / "env.py").is_file():
         raise VpsbotError(
-            f"the database migrations were not found in {path}; run vpsbot "
-            f"from its source tree, where migrations/ sits next to vpsbot/"
+            f"the database migrations were not found in {path}; reinstall vpsbot"
         )
     return path
 
