@@ -318,3 +318,48 @@ def test_bob_approves_alices_request_from_his_home():
     )
     assert "│   (No pending approvals you can decide.)" in output
     assert "*web-09* `active`" in output
+
+
+def _export_twice(export_dir) -> str:
+    out = io.StringIO()
+    shell = Shell(
+        stdin=io.StringIO("/vps list\n/vps audit export\n/vps audit export\n"),
+        stdout=out,
+        interactive=False,
+        transition_delay=60.0,
+        export_dir=export_dir,
+    )
+    try:
+        shell.start()
+        assert shell.run() == 0
+    finally:
+        shell.close()
+    return out.getvalue()
+
+
+def test_two_exports_in_one_second_are_both_kept(tmp_path, monkeypatch):
+    # Both exports get the same name when made within one second.
+    monkeypatch.setattr(
+        "vpsbot.ops.auditing.export_filename",
+        lambda channel, moment: f"vpsbot-audit-{channel}-20260301-100509.csv",
+    )
+
+    output = _export_twice(tmp_path)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "vpsbot-audit-C0SHELL-20260301-100509-2.csv",
+        "vpsbot-audit-C0SHELL-20260301-100509.csv",
+    ]
+    assert f"saved as {tmp_path / 'vpsbot-audit-C0SHELL-20260301-100509-2.csv'}" in (
+        output
+    )
+
+
+def test_an_export_that_cannot_be_saved_is_said_and_the_shell_goes_on(tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+
+    output = _export_twice(blocked / "exports")
+
+    assert output.count("could not be saved in") == 2
+    assert "*4 servers*" in output

@@ -488,23 +488,47 @@ class Shell:
             upload = self._slack.uploads.get(file_id)
             if upload is None or not upload.completed or upload.data is None:
                 continue
-            path = self._save(upload)
             records = _csv_records(upload.data)
-            self._print(
+            uploaded = (
                 f"[#{CHANNEL_NAME}] vpsbot uploaded {upload.filename} "
-                f"({records} {'entry' if records == 1 else 'entries'}), "
-                f"saved as {path}"
+                f"({records} {'entry' if records == 1 else 'entries'})"
             )
+            try:
+                path = self._save(upload)
+            except OSError as exc:
+                self._print(
+                    f"{uploaded}; it could not be saved in {self._export_dir} "
+                    f"({exc.strerror or type(exc).__name__})"
+                )
+            else:
+                self._print(f"{uploaded}, saved as {path}")
             if upload.initial_comment:
                 self._print(f"  {self._humanise(upload.initial_comment)}")
 
     def _save(self, upload: Upload) -> Path:
-        """Write an uploaded file into the export directory; its path."""
+        """Write an uploaded file into the export directory; its path.
+
+        A file of that name already there is kept: the new one gets ``-2``,
+        ``-3``… before its extension.
+
+        Raises:
+            OSError: the directory cannot be written.
+        """
         assert upload.data is not None
         self._export_dir.mkdir(parents=True, exist_ok=True)
-        path = self._export_dir / Path(upload.filename).name
-        path.write_bytes(upload.data)
-        return path
+        name = Path(upload.filename).name
+        path = self._export_dir / name
+        number = 1
+        while True:
+            try:
+                with path.open("xb") as file:
+                    file.write(upload.data)
+                return path
+            except FileExistsError:
+                number += 1
+                path = (
+                    self._export_dir / f"{Path(name).stem}-{number}{Path(name).suffix}"
+                )
 
     def _render_message(self, where: str, message: dict[str, Any]) -> None:
         blocks = message.get("blocks")

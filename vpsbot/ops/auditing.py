@@ -243,8 +243,7 @@ class AuditOperations:
         except BaseException:
             spool.close()
             raise
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
-        filename = f"vpsbot-audit-{actor.channel_id}-{moment:%Y%m%d-%H%M%S}.csv"
+        filename = export_filename(actor.channel_id, now or datetime.now(UTC))
         logger.info(
             "audit export of %d entries (%d bytes) in %s [%s]",
             count,
@@ -278,3 +277,8 @@ def _entries(count: int) -> str:
 def _export_detail(count: int, filters: AuditFilters) -> str:
     described = filters.describe()
     return f"export: {_entries(count)}" + (f" ({described})" if described else "")
+
+
+def export_filename(channel_id: str, moment: datetime) -> str:
+    """``vpsbot-audit-<channel>-<yyyymmdd-hhmmss>.csv``, the time in UTC."""
+    return f"vpsbot-audit-{channel_id}-{moment.astimezone(UTC):%Y%m%d-%H%M%S}.csv"
