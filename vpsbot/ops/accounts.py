@@ -20,6 +20,8 @@ from typing import Protocol
 from vpsbot.config import Secret
 from vpsbot.credentials import WorkspaceCredentials
 from vpsbot.errors import UserError
+from vpsbot.ops.context import Actor
+from vpsbot.ops.guard import Guard, Target
 from vpsbot.vps import VpsClient
 
 logger = logging.getLogger(__name__)
@@ -131,3 +133,38 @@ class WorkspaceAccounts:
             self._clients.clear()
         for client in clients:
             client.close()
+
+
+class AccountScoped:
+    """Use cases that reach VPS.org with the actor's workspace's account.
+
+    Every attempt checks the account before the channel's policy, so a
+    workspace with none gets that one sentence and nothing is audited.
+    """
+
+    def __init__(self, *, guard: Guard, vps: VpsClient | ProviderAccounts) -> None:
+        self._guard = guard
+        self._accounts = as_accounts(vps)
+
+    def _vps_for(self, actor: Actor) -> VpsClient:
+        """The provider client of the actor's workspace.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        return self._accounts.client_for(actor.team_id)
+
+    def require_account(self, actor: Actor) -> None:
+        """Refuse at once when the actor's workspace has no VPS.org account.
+
+        Raises:
+            NoProviderAccountError: the workspace has no account connected.
+        """
+        self._vps_for(actor)
+
+    def _authorize(
+        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
+    ) -> None:
+        """The workspace's account first, then the channel's policy."""
+        self.require_account(actor)
+        self._guard.authorize(actor, verb, target, audited=audited)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from vpsbot.catalog import Catalog
 from vpsbot.errors import ActionStateError, RepeatedSubmissionError, UserError
 from vpsbot.ops import fields
-from vpsbot.ops.accounts import ProviderAccounts, as_accounts
+from vpsbot.ops.accounts import AccountScoped, ProviderAccounts
 from vpsbot.ops.context import Actor, with_reason
 from vpsbot.ops.fields import FieldErrors
 from vpsbot.ops.guard import Guard, Target
@@ -67,7 +67,7 @@ class CreateRequest:
         return found
 
 
-class CreateOperations:
+class CreateOperations(AccountScoped):
     """``/vps create`` and its dialog."""
 
     def __init__(
@@ -77,35 +77,8 @@ class CreateOperations:
         vps: VpsClient | ProviderAccounts,
         catalog: Catalog,
     ) -> None:
-        self._guard = guard
-        self._accounts = as_accounts(vps)
+        super().__init__(guard=guard, vps=vps)
         self.catalog = catalog
-
-    def _vps_for(self, actor: Actor) -> VpsClient:
-        """The provider client of the actor's workspace.
-
-        Raises:
-            NoProviderAccountError: the workspace has no account connected.
-        """
-        return self._accounts.client_for(actor.team_id)
-
-    def require_account(self, actor: Actor) -> None:
-        """Refuse at once when the actor's workspace has no VPS.org account.
-
-        Checked before the policy, so such a workspace gets that one sentence
-        for every server command and nothing is audited.
-
-        Raises:
-            NoProviderAccountError: the workspace has no account connected.
-        """
-        self._vps_for(actor)
-
-    def _authorize(
-        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
-    ) -> None:
-        """The workspace's account first, then the channel's policy."""
-        self.require_account(actor)
-        self._guard.authorize(actor, verb, target, audited=audited)
 
     def choices(self, actor: Actor) -> Catalog:
         """Check the policy for a create and gather what may be chosen.

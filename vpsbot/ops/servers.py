@@ -24,17 +24,16 @@ from vpsbot.errors import (
     UserError,
 )
 from vpsbot.ops import fields
-from vpsbot.ops.accounts import ProviderAccounts, as_accounts
+from vpsbot.ops.accounts import AccountScoped
 from vpsbot.ops.context import Actor, as_server_id, with_reason
 from vpsbot.ops.fields import FieldErrors
-from vpsbot.ops.guard import ApprovalRequiredError, Guard, Target
+from vpsbot.ops.guard import ApprovalRequiredError, Target
 from vpsbot.vps import (
     InvalidInputError,
     NotFoundError,
     OutcomeUnknownError,
     Server,
     VpsApiError,
-    VpsClient,
 )
 
 logger = logging.getLogger(__name__)
@@ -111,38 +110,8 @@ class StaleEditError(UserError):
         )
 
 
-class ServerOperations:
+class ServerOperations(AccountScoped):
     """The server commands of the contract, checked and audited."""
-
-    def __init__(self, *, guard: Guard, vps: VpsClient | ProviderAccounts) -> None:
-        self._guard = guard
-        self._accounts = as_accounts(vps)
-
-    def _vps_for(self, actor: Actor) -> VpsClient:
-        """The provider client of the actor's workspace.
-
-        Raises:
-            NoProviderAccountError: the workspace has no account connected.
-        """
-        return self._accounts.client_for(actor.team_id)
-
-    def require_account(self, actor: Actor) -> None:
-        """Refuse at once when the actor's workspace has no VPS.org account.
-
-        Checked before the policy, so such a workspace gets that one sentence
-        for every server command and nothing is audited.
-
-        Raises:
-            NoProviderAccountError: the workspace has no account connected.
-        """
-        self._vps_for(actor)
-
-    def _authorize(
-        self, actor: Actor, verb: str, target: Target, *, audited: bool = True
-    ) -> None:
-        """The workspace's account first, then the channel's policy."""
-        self.require_account(actor)
-        self._guard.authorize(actor, verb, target, audited=audited)
 
     # Reads
 
