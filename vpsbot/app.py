@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,7 +34,7 @@ from vpsbot.slack import build_bolt_app, installs
 from vpsbot.slack.approvals import ApprovalNotices
 from vpsbot.slack.progress import SlackProgress
 from vpsbot.slack.worker import Background
-from vpsbot.slack.workspaces import InstalledWorkspaces
+from vpsbot.slack.workspaces import InstalledWorkspaces, SlackClients
 from vpsbot.store import make_engine, make_session_factory
 from vpsbot.vps import VpsClient
 
@@ -162,31 +163,13 @@ def create_app(
         catalog=catalog or Catalog.load(settings.catalog_path),
         approval_ttl=settings.approval_ttl,
     )
-    background = Background(workers=settings.worker_threads)
-    follower = Follower(
+    return _assemble(
+        settings,
         sessions=sessions,
-        vps=follow_vps or vps,
-        notifier=SlackProgress(slack_client),
-        timeout=settings.follow_timeout,
-        workers=FOLLOW_THREADS,
-    )
-    notices = ApprovalNotices(slack_client)
-    bolt = build_bolt_app(
-        signing_secret=settings.slack_signing_secret.value,
+        ops=ops,
         client=slack_client,
-        ops=ops,
-        background=background,
-        follower=follower,
-        notices=notices,
-    )
-    return VpsBot(
-        bolt=bolt,
-        ops=ops,
-        background=background,
+        clients=slack_client,
         vps=SingleAccount(vps),
-        sessions=sessions,
-        follower=follower,
-        expiry=ApprovalExpiry(ops.approvals, notices),
         follow_vps=(
             SingleAccount(follow_vps)
             if follow_vps is not None and follow_vps is not vps
@@ -262,34 +245,69 @@ def _create_multi_workspace_app(
         accounts.forget(team_id)
         follow_accounts.forget(team_id)
 
+    return _assemble(
+        settings,
+        sessions=sessions,
+        ops=ops,
+        client=slack_client,
+        clients=workspaces,
+        vps=accounts,
+        follow_vps=follow_accounts,
+        connection=connection,
+        oauth=oauth,
+        on_removed=forget_workspace,
+        credentials=credentials,
+    )
+
+
+def _assemble(
+    settings: Settings,
+    *,
+    sessions: sessionmaker[Session],
+    ops: Operations,
+    client: WebClient,
+    clients: WebClient | SlackClients,
+    vps: ProviderAccounts,
+    follow_vps: ProviderAccounts | None,
+    connection: AccountConnection | None = None,
+    oauth: OAuthSettings | None = None,
+    on_removed: installs.OnRemoved | None = None,
+    credentials: WorkspaceCredentials | None = None,
+) -> VpsBot:
+    """The pools, the follower, the approval notices and the Bolt app, wired.
+
+    ``client`` is Bolt's own client; ``clients`` give each workspace's for
+    work done outside a request (following, approval notices).
+    """
+    assert settings.slack_signing_secret is not None
     background = Background(workers=settings.worker_threads)
     follower = Follower(
         sessions=sessions,
-        vps=follow_accounts,
-        notifier=SlackProgress(workspaces),
+        vps=follow_vps or vps,
+        notifier=SlackProgress(clients),
         timeout=settings.follow_timeout,
         workers=FOLLOW_THREADS,
     )
-    notices = ApprovalNotices(workspaces)
+    notices = ApprovalNotices(clients)
     bolt = build_bolt_app(
         signing_secret=settings.slack_signing_secret.value,
-        client=slack_client,
+        client=client,
         ops=ops,
         background=background,
         follower=follower,
         notices=notices,
         connection=connection,
         oauth=oauth,
-        on_removed=forget_workspace,
+        on_removed=on_removed,
     )
     return VpsBot(
         bolt=bolt,
         ops=ops,
         background=background,
-        vps=accounts,
+        vps=vps,
         sessions=sessions,
         follower=follower,
         expiry=ApprovalExpiry(ops.approvals, notices),
-        follow_vps=follow_accounts,
+        follow_vps=follow_vps,
         credentials=credentials,
     )
