@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -45,6 +47,7 @@ ANNA, BERT = "U0ANNA", "U0BERT"  # who installed vpsbot in each workspace
 CAROL = "U0CAROL"  # a member of ALPHA who administers nothing
 TOKEN_A, TOKEN_B = "vps-token-alpha-0123456789", "vps-token-bravo-9876543210"
 UNREACHABLE = "http://127.0.0.1:9/api/v1/"
+TRICKLING_TOKEN = "token-of-a-slow-vps-org"
 
 
 @pytest.fixture
@@ -68,8 +71,38 @@ def local_slack() -> Iterator[LocalSlack]:
         yield fake
 
 
+class _TricklingHandler(BaseHTTPRequestHandler):
+    """A VPS.org that answers 200 at once, then its body a few bytes at a time."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b'{"count": 0, "next": null, "previous": null, "results": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for start in range(0, len(body), 8):
+            self.wfile.write(body[start : start + 8])
+            self.wfile.flush()
+            time.sleep(0.4)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
 @pytest.fixture
-def multi_bot(session_factory, local_slack, sandboxes) -> Iterator[VpsBot]:
+def trickling_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def multi_bot(
+    session_factory, local_slack, sandboxes, trickling_url
+) -> Iterator[VpsBot]:
     settings = Settings(
         slack_signing_secret=Secret(SECRET),
         slack_api_url=local_slack.api_url,
@@ -82,6 +115,7 @@ def multi_bot(session_factory, local_slack, sandboxes) -> Iterator[VpsBot]:
     urls = {token: server.url for token, server in sandboxes.items()}
     # A token VPS.org does not know goes to the first sandbox, which refuses it.
     urls["not-a-real-token"] = sandboxes[TOKEN_A].url
+    urls[TRICKLING_TOKEN] = trickling_url
     app = create_app(
         settings,
         sessions=session_factory,
@@ -434,6 +468,50 @@ def test_an_unreachable_vps_org_is_an_inline_error_and_nothing_is_stored(
     assert _credentials(session_factory) == {}
     [entry] = _audit(session_factory)
     assert entry["outcome"] == "failed"
+
+
+def test_a_token_that_is_not_one_line_is_refused_before_anything_is_tried(
+    workspaces, session_factory, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    workspaces.install(ALPHA, ANNA)
+    secret_part = "def-vps-token-ALPHA-secret-000111"
+
+    answers = [
+        _connect(workspaces, ALPHA, ANNA, token)
+        for token in (f"abc\n{secret_part}", f"abc {secret_part}", "€" + secret_part)
+    ]
+
+    assert (
+        answers
+        == [
+            {
+                "response_action": "errors",
+                "errors": {
+                    TOKEN_BLOCK: "A VPS.org API token is one line of letters, digits and "
+                    "punctuation (at most 500 characters); paste it again."
+                },
+            }
+        ]
+        * 3
+    )
+    assert _credentials(session_factory) == {}
+    assert secret_part not in caplog.text
+
+
+def test_a_vps_org_that_trickles_its_answer_is_given_up_in_time(
+    workspaces, session_factory
+):
+    workspaces.install(ALPHA, ANNA)
+
+    answer = _connect(workspaces, ALPHA, ANNA, TRICKLING_TOKEN)
+    time.sleep(3.5)  # the whole answer has arrived by now, and is ignored
+
+    assert answer == {
+        "response_action": "errors",
+        "errors": {TOKEN_BLOCK: "could not reach VPS.org; nothing was stored"},
+    }
+    assert _credentials(session_factory) == {}
 
 
 def test_someone_who_administers_nothing_cannot_connect(

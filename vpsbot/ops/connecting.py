@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeoutError
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,13 +21,34 @@ from vpsbot.errors import PermissionDeniedError, UserError
 from vpsbot.ops.context import Actor
 from vpsbot.ops.guard import Guard, Target
 from vpsbot.store import session_scope
-from vpsbot.vps import UnauthorizedError, VpsApiError, VpsClient
+from vpsbot.vps import UnauthorizedError, VpsClient
 
 logger = logging.getLogger(__name__)
 
 CONNECTED = "connected the workspace's VPS.org account"
 TOKEN_REFUSED = "VPS.org did not accept this token"
 UNREACHABLE = "could not reach VPS.org; nothing was stored"
+MALFORMED = (
+    "A VPS.org API token is one line of letters, digits and punctuation (at most "
+    "500 characters); paste it again."
+)
+# The whole try, however VPS.org trickles its answer: Slack waits 3 seconds
+# for the dialog's answer.
+CHECK_DEADLINE = 2.0
+MAX_TOKEN_CHARS = 500
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a VPS.org token, or ``None``.
+
+    Only visible ASCII fits an HTTP header; anything else would fail inside
+    the HTTP library with the token in its message.
+    """
+    if not 0 < len(token) <= MAX_TOKEN_CHARS:
+        return MALFORMED
+    if not all(33 <= ord(char) <= 126 for char in token):
+        return MALFORMED
+    return None
 
 
 class TokenRefusedError(UserError):
@@ -66,6 +88,9 @@ class AccountConnection:
         self._sessions = sessions
         self._credentials = credentials
         self._make_client = make_client
+        self._tries = ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="vpsbot-connect"
+        )
 
     def __repr__(self) -> str:
         return "AccountConnection()"
@@ -94,18 +119,33 @@ class AccountConnection:
         """Try ``token`` with one list call; the number of servers it sees.
 
         Nothing is stored or audited here: the dialog calls this before it
-        answers Slack, so the client should be quick to give up.
+        answers Slack, so the whole try gives up after ``CHECK_DEADLINE``
+        seconds, and an answer that comes later is thrown away.
 
         Raises:
             TokenRefusedError: VPS.org answered 401.
-            ProviderUnreachableError: no usable answer (network, 5xx, 429).
+            ProviderUnreachableError: no usable answer in time (network, 5xx,
+                429, a slow answer).
         """
+        attempt = self._tries.submit(self._count_servers, actor, token)
+        try:
+            return attempt.result(timeout=CHECK_DEADLINE)
+        except FutureTimeoutError:
+            logger.warning(
+                "could not try a VPS.org token within %.1f s [%s]",
+                CHECK_DEADLINE,
+                actor.request_id,
+            )
+            raise ProviderUnreachableError() from None
+
+    def _count_servers(self, actor: Actor, token: Secret) -> int:
         client = self._make_client(token)
         try:
             return len(client.get_all(request_id=actor.request_id))
         except UnauthorizedError:
             raise TokenRefusedError() from None
-        except VpsApiError as exc:
+        except Exception as exc:
+            # Only the kind of failure: a message could quote the token.
             logger.warning(
                 "could not try a VPS.org token: %s [%s]",
                 type(exc).__name__,

@@ -30,7 +30,7 @@ from slack_sdk.models.views import View
 from vpsbot.config import Secret
 from vpsbot.errors import StoreUnavailableError, UserError
 from vpsbot.ops import Actor
-from vpsbot.ops.connecting import AccountConnection
+from vpsbot.ops.connecting import AccountConnection, token_problem
 from vpsbot.slack.context import request_id
 from vpsbot.slack.replies import Replies
 from vpsbot.slack.worker import Background
@@ -147,6 +147,10 @@ class ConnectDialogs:
                     TOKEN_BLOCK: "Paste the API token from the VPS.org control panel."
                 },
             )
+            return
+        malformed = token_problem(token.value)
+        if malformed is not None:
+            ack(response_action="errors", errors={TOKEN_BLOCK: malformed})
             return
         try:
             allowed = connection.may_connect(actor)
