@@ -482,19 +482,12 @@ def test_a_token_that_is_not_one_line_is_refused_before_anything_is_tried(
         for token in (f"abc\n{secret_part}", f"abc {secret_part}", "€" + secret_part)
     ]
 
-    assert (
-        answers
-        == [
-            {
-                "response_action": "errors",
-                "errors": {
-                    TOKEN_BLOCK: "A VPS.org API token is one line of letters, digits and "
-                    "punctuation (at most 500 characters); paste it again."
-                },
-            }
-        ]
-        * 3
+    malformed = (
+        "A VPS.org API token is one line of letters, digits and punctuation (at "
+        "most 500 characters); paste it again."
     )
+    refusal = {"response_action": "errors", "errors": {TOKEN_BLOCK: malformed}}
+    assert answers == [refusal, refusal, refusal]
     assert _credentials(session_factory) == {}
     assert secret_part not in caplog.text
 
