@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from vpsbot.cli import main
 from vpsbot.config import Secret, Settings
@@ -18,7 +18,7 @@ from vpsbot.credentials import (
     WorkspaceCredentials,
 )
 from vpsbot.errors import ConfigError
-from vpsbot.store import make_engine, make_session_factory, session_scope
+from vpsbot.store import make_engine, make_session_factory, session_scope, slack_oauth
 from vpsbot.store.models import WorkspaceCredential
 
 OLD_KEY = Fernet.generate_key().decode()
@@ -135,7 +135,7 @@ def test_rotation_with_a_missing_key_changes_nothing(session_factory):
         _credentials(session_factory, NEW_KEY).rotate_all()
 
     assert str(raised.value) == (
-        "a stored VPS.org token cannot be decrypted with the keys of "
+        "a stored VPS.org token (workspace T1) cannot be decrypted with the keys of "
         "VPSBOT_SECRET_KEY; put the key it was stored with back in the list"
     )
     assert _ciphertexts(session_factory) == before
@@ -262,3 +262,44 @@ def test_socket_mode_refuses_the_multi_workspace_install(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "need `vpsbot serve`" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_keys_rotate_opens_every_token_before_it_rewrites_any(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["db", "upgrade"], env={"DATABASE_URL": url}).exit_code == 0
+    )
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    _credentials(sessions, OLD_KEY).store("T1", Secret(TOKEN), connected_by="U1")
+    lost = TokenCipher((Secret(Fernet.generate_key().decode()),))
+    with engine.begin() as connection:
+        connection.execute(
+            insert(slack_oauth.bots).values(
+                client_id="1111.2222",
+                app_id="A1",
+                team_id="T1",
+                bot_token=lost.encrypt("xoxb-under-a-lost-key"),
+                bot_id="B1",
+                bot_user_id="U0BOT",
+                installed_at=AT,
+            )
+        )
+    with session_scope(sessions) as session:
+        before = session.scalars(select(WorkspaceCredential.ciphertext)).all()
+
+    result = runner.invoke(
+        main,
+        ["keys", "rotate"],
+        env={"DATABASE_URL": url, "VPSBOT_SECRET_KEY": f"{NEW_KEY},{OLD_KEY}"},
+    )
+
+    assert result.exit_code == 1
+    assert (
+        "a stored Slack token (slack_bots, row 1) cannot be decrypted with the keys "
+        "of VPSBOT_SECRET_KEY; nothing was re-encrypted" in result.output
+    )
+    with session_scope(sessions) as session:
+        assert session.scalars(select(WorkspaceCredential.ciphertext)).all() == before

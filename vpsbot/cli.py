@@ -293,7 +293,7 @@ def keys_rotate() -> None:
     run this, then drop the old keys.
     """
     from vpsbot.credentials import TokenCipher, WorkspaceCredentials
-    from vpsbot.slack.installs import rotate_tokens
+    from vpsbot.slack.installs import apply_token_rotation, plan_token_rotation
     from vpsbot.store import make_session_factory
 
     with _clear_errors():
@@ -301,8 +301,11 @@ def keys_rotate() -> None:
         configure_logging(settings, logging.WARNING)
         cipher = TokenCipher(settings.secret_keys)
         engine = _existing_database(settings.database_url)
+        # Every Slack token is opened before any token is rewritten: a key
+        # missing from the list stops the rotation with nothing changed.
+        slack_tokens = plan_token_rotation(engine, cipher)
         result = WorkspaceCredentials(make_session_factory(engine), cipher).rotate_all()
-        installs = rotate_tokens(engine, cipher)
+        installs = apply_token_rotation(engine, slack_tokens)
         click.echo(
             f"Re-encrypted {result.rotated} workspace token"
             f"{'' if result.rotated == 1 else 's'} and {installs} Slack "

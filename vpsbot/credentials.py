@@ -75,7 +75,7 @@ class TokenCipher:
             return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeError):
             raise UndecryptableCredentialError(
-                "a stored VPS.org token cannot be decrypted with the keys of "
+                "a stored token cannot be decrypted with the keys of "
                 "VPSBOT_SECRET_KEY; put the key it was stored with back in the list"
             ) from None
 
@@ -198,7 +198,16 @@ class WorkspaceCredentials:
         with session_scope(self._sessions) as session:
             rows = CredentialRepository(session).ciphertexts()
         # Decrypt everything first, so a missing key changes nothing at all.
-        rotated = [(team, old, self._cipher.rotate(old)) for team, old in rows]
+        rotated = []
+        for team_id, old in rows:
+            try:
+                rotated.append((team_id, old, self._cipher.rotate(old)))
+            except UndecryptableCredentialError:
+                raise UndecryptableCredentialError(
+                    f"a stored VPS.org token (workspace {team_id}) cannot be "
+                    f"decrypted with the keys of VPSBOT_SECRET_KEY; put the key it "
+                    f"was stored with back in the list"
+                ) from None
         done = skipped = 0
         with session_scope(self._sessions) as session:
             credentials = CredentialRepository(session)

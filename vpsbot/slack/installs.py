@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,9 +31,9 @@ from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Column, Engine, Table, and_, select, update
 
-from vpsbot.credentials import TokenCipher
+from vpsbot.credentials import TokenCipher, UndecryptableCredentialError
 from vpsbot.store import slack_oauth
 
 logger = logging.getLogger(__name__)
@@ -227,15 +228,21 @@ def register(app: App, settings: OAuthSettings, on_removed: OnRemoved) -> None:
     app.event("tokens_revoked")(forget_revoked_tokens)
 
 
-def rotate_tokens(engine: Engine, cipher: TokenCipher) -> int:
-    """Re-encrypt Slack's stored tokens with the first key; how many rows.
+@dataclass(frozen=True)
+class TokenRotation:
+    """Slack's stored tokens, each with its value under the first key."""
 
-    Each value is rewritten only if it is still the one read, so a token
-    saved meanwhile (already under the first key) is left alone.
+    changes: tuple[tuple[Table, Any, Column[Any], str, str], ...]
+
+
+def plan_token_rotation(engine: Engine, cipher: TokenCipher) -> TokenRotation:
+    """Decrypt every stored Slack token and encrypt it again with the first key.
+
+    Nothing is written: run this before changing anything, so that a token no
+    key opens stops the whole rotation.
 
     Raises:
-        UndecryptableCredentialError: a token no configured key opens;
-            nothing was changed.
+        UndecryptableCredentialError: a Slack token no configured key opens.
     """
     changes = []
     with engine.connect() as connection:
@@ -244,13 +251,29 @@ def rotate_tokens(engine: Engine, cipher: TokenCipher) -> int:
             for row in connection.execute(select(table.c.id, *columns)).mappings():
                 for column in columns:
                     old = row[column.name]
-                    if old and is_sealed(old):
-                        changes.append(
-                            (table, row["id"], column, old, cipher.rotate(old))
-                        )
+                    if not (old and is_sealed(old)):
+                        continue
+                    try:
+                        new = cipher.rotate(old)
+                    except UndecryptableCredentialError:
+                        raise UndecryptableCredentialError(
+                            f"a stored Slack token ({table.name}, row {row['id']}) "
+                            f"cannot be decrypted with the keys of VPSBOT_SECRET_KEY; "
+                            f"nothing was re-encrypted"
+                        ) from None
+                    changes.append((table, row["id"], column, old, new))
+    return TokenRotation(tuple(changes))
+
+
+def apply_token_rotation(engine: Engine, rotation: TokenRotation) -> int:
+    """Write a planned rotation; how many rows changed.
+
+    Each value is rewritten only if it is still the one read, so a token
+    saved meanwhile (already under the first key) is left alone.
+    """
     rows = set()
     with engine.begin() as connection:
-        for table, row_id, column, old, new in changes:
+        for table, row_id, column, old, new in rotation.changes:
             result = connection.execute(
                 update(table)
                 .where(table.c.id == row_id, column == old)
@@ -260,6 +283,16 @@ def rotate_tokens(engine: Engine, cipher: TokenCipher) -> int:
                 rows.add((table.name, row_id))
     logger.info("re-encrypted the Slack tokens of %d rows", len(rows))
     return len(rows)
+
+
+def rotate_tokens(engine: Engine, cipher: TokenCipher) -> int:
+    """Re-encrypt Slack's stored tokens with the first key; how many rows.
+
+    Raises:
+        UndecryptableCredentialError: a token no configured key opens;
+            nothing was changed.
+    """
+    return apply_token_rotation(engine, plan_token_rotation(engine, cipher))
 
 
 def register_single_workspace(app: App) -> None:
