@@ -5,15 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import yaml
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select
 
 from vpsbot.config import Secret
 from vpsbot.credentials import TokenCipher
-from vpsbot.slack.installs import EncryptedInstallationStore, OnceOAuthStateStore
-from vpsbot.store.slack_oauth import bots, installations
+from vpsbot.slack.installs import (
+    BOT_SCOPES,
+    EncryptedInstallationStore,
+    OnceOAuthStateStore,
+)
+from vpsbot.store.slack_oauth import bots, installations, oauth_states
 
 KEY = Fernet.generate_key().decode()
 BOT_TOKEN = "xoxb-111111111111-2222222222222-abcdefghijklmnopqrstuvwx"
@@ -82,3 +88,24 @@ def test_installation_tokens_are_stored_encrypted_and_found_in_clear(engine):
     assert installation is not None and installation.bot_token == BOT_TOKEN
     assert installation.user_id == "U0ANNA"
     assert BOT_TOKEN not in repr(store)
+
+
+def test_the_install_asks_slack_for_every_scope_of_the_manifest():
+    manifest = yaml.safe_load(
+        (Path(__file__).parents[2] / "app-manifest.yml").read_text(encoding="utf-8")
+    )
+
+    assert list(BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_expired_states_are_deleted_when_a_new_one_is_issued(engine):
+    store = OnceOAuthStateStore(expiration_seconds=1, engine=engine)
+    for _ in range(3):
+        store.issue()
+    time.sleep(1.2)
+
+    fresh = store.issue()
+
+    with engine.connect() as connection:
+        left = connection.execute(select(oauth_states.c.state)).scalars().all()
+    assert left == [fresh]

@@ -195,7 +195,9 @@ class Workspaces:
         assert response.status_code == 200
         return response.json() if response.text else {}
 
-    def event(self, team_id: str, event: dict) -> requests.Response:
+    def event(
+        self, team_id: str, event: dict, *, event_time: int | None = None
+    ) -> requests.Response:
         body = json.dumps(
             {
                 "token": "local-verification-token",
@@ -203,7 +205,7 @@ class Workspaces:
                 "api_app_id": payloads.APP_ID,
                 "type": "event_callback",
                 "event_id": f"Ev{time.time_ns()}",
-                "event_time": int(time.time()),
+                "event_time": event_time or int(time.time()),
                 "event": event,
                 "authorizations": [
                     {
@@ -285,7 +287,10 @@ def test_install_redirects_to_slack_with_a_state_then_stores_the_install(
     query = parse_qs(location.query)
     assert (location.netloc, location.path) == ("slack.com", "/oauth/v2/authorize")
     assert query["client_id"] == [CLIENT_ID]
-    assert query["scope"] == ["commands,chat:write,usergroups:read"]
+    assert query["scope"] == [
+        "commands,chat:write,usergroups:read,users:read,files:write,channels:read,"
+        "groups:read"
+    ]
     assert len(query["state"][0]) >= 32
     assert "slack-app-oauth-state=" in started.headers["Set-Cookie"]
 
@@ -614,6 +619,27 @@ def test_uninstall_deletes_tokens_and_credential_and_keeps_the_audit_log(
     assert list(_credentials(session_factory)) == [BRAVO]
     assert _audit(session_factory) == before
     assert len(before) == 2
+
+
+def test_a_removal_older_than_the_installation_is_ignored(
+    workspaces, session_factory, caplog
+):
+    caplog.set_level(logging.INFO)
+    workspaces.install(ALPHA, ANNA)
+    _connect(workspaces, ALPHA, ANNA, TOKEN_A)
+    # Slack retrying the revocation of the installation before this one.
+    before_install = int(time.time()) - 120
+
+    for event in (
+        {"type": "tokens_revoked", "tokens": {"bot": ["U0VPSBOT"]}},
+        {"type": "app_uninstalled"},
+    ):
+        response = workspaces.event(ALPHA, event, event_time=before_install)
+        assert response.status_code == 200
+
+    _eventually(lambda: caplog.text.count("predates the current installation") == 2)
+    assert list(_credentials(session_factory)) == [ALPHA]
+    assert [row["team_id"] for row in _rows(session_factory, bots)] == [ALPHA]
 
 
 def test_a_revoked_bot_token_deletes_the_workspace_tokens_and_credential(

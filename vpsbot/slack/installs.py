@@ -39,7 +39,15 @@ from vpsbot.store import slack_oauth
 logger = logging.getLogger(__name__)
 
 # The bot scopes of app-manifest.yml; an install asks for exactly these.
-BOT_SCOPES = ("commands", "chat:write", "usergroups:read")
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "usergroups:read",
+    "users:read",
+    "files:write",
+    "channels:read",
+    "groups:read",
+)
 # Seconds between /slack/install and Slack's redirect back.
 STATE_TTL = 600
 
@@ -111,6 +119,20 @@ class OnceOAuthStateStore(SQLAlchemyOAuthStateStore):
     handed the same redirect could both accept it. Here the delete itself is
     the test: only the process whose DELETE removed the row goes on.
     """
+
+    def issue(self, *args: Any, **kwargs: Any) -> str:
+        """A new state; expired ones are deleted first, so the table stays small."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    self.oauth_states.delete().where(
+                        self.oauth_states.c.expire_at <= now
+                    )
+                )
+        except Exception as exc:
+            logger.warning("expired OAuth states not deleted: %s", type(exc).__name__)
+        return super().issue(*args, **kwargs)
 
     def consume(self, state: str) -> bool:
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -194,35 +216,55 @@ def installer_of(settings: OAuthSettings) -> Callable[[str], frozenset[str]]:
 
 
 def register(app: App, settings: OAuthSettings, on_removed: OnRemoved) -> None:
-    """Forget a workspace's tokens when it uninstalls vpsbot or revokes them."""
+    """Forget a workspace's tokens when it uninstalls vpsbot or revokes them.
+
+    An event older than the workspace's current installation (Slack retrying
+    it, or delivering it late, after a reinstall) is ignored: it speaks of
+    the installation before.
+    """
     store = settings.installation_store
 
-    def forget_uninstalled_workspace(context: BoltContext) -> None:
-        """Event ``app_uninstalled``."""
+    def forget(context: BoltContext, body: dict[str, Any], why: str) -> None:
         team_id = context.team_id
         if not team_id:
             return
-        store.delete_all(enterprise_id=context.enterprise_id, team_id=team_id)
-        on_removed(team_id)
-        logger.info(
-            "vpsbot uninstalled from workspace %s: its tokens and VPS.org "
-            "credential are deleted; its audit entries stay",
-            team_id,
+        current = store.find_installation(
+            enterprise_id=context.enterprise_id, team_id=team_id
         )
-
-    def forget_revoked_tokens(event: dict[str, Any], context: BoltContext) -> None:
-        """Event ``tokens_revoked``: a revoked bot token ends the install."""
-        team_id = context.team_id
-        tokens = event.get("tokens") or {}
-        if not team_id or not tokens.get("bot"):
+        event_time = body.get("event_time")
+        if (
+            current is not None
+            and isinstance(event_time, int | float)
+            # Slack's event times are whole seconds.
+            and int(current.installed_at) > event_time
+        ):
+            logger.info(
+                "ignored %s for workspace %s: it predates the current installation",
+                why,
+                team_id,
+            )
             return
         store.delete_all(enterprise_id=context.enterprise_id, team_id=team_id)
         on_removed(team_id)
         logger.info(
-            "vpsbot's bot token was revoked in workspace %s: its tokens and "
-            "VPS.org credential are deleted; its audit entries stay",
+            "%s in workspace %s: its tokens and VPS.org credential are deleted; "
+            "its audit entries stay",
+            why,
             team_id,
         )
+
+    def forget_uninstalled_workspace(
+        context: BoltContext, body: dict[str, Any]
+    ) -> None:
+        """Event ``app_uninstalled``."""
+        forget(context, body, "vpsbot uninstalled")
+
+    def forget_revoked_tokens(
+        event: dict[str, Any], context: BoltContext, body: dict[str, Any]
+    ) -> None:
+        """Event ``tokens_revoked``: a revoked bot token ends the install."""
+        if (event.get("tokens") or {}).get("bot"):
+            forget(context, body, "vpsbot's bot token revoked")
 
     app.event("app_uninstalled")(forget_uninstalled_workspace)
     app.event("tokens_revoked")(forget_revoked_tokens)
