@@ -43,7 +43,7 @@ def _tables(url: str) -> set[str]:
 def test_migrations_have_a_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
 
-    assert heads == ["0004"]
+    assert heads == ["0006"]
 
 
 def test_migrations_path_is_the_top_level_folder() -> None:
@@ -131,4 +131,5 @@ def test_alembic_command_takes_the_url_from_database_url(tmp_path: Path) -> None
     assert "Running upgrade 0001 -> 0002" in completed.stderr
     assert "Running upgrade 0002 -> 0003" in completed.stderr
     assert "Running upgrade 0003 -> 0004" in completed.stderr
+    assert "Running upgrade 0004 -> 0006" in completed.stderr
     assert _tables(f"sqlite:///{path}") == STORE_TABLES
