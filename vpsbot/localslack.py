@@ -421,7 +421,7 @@ def _handler_for(slack: LocalSlack) -> type[BaseHTTPRequestHandler]:
             auth = self.headers.get("Authorization", "")
             token = auth.removeprefix("Bearer ") if auth else body.get("token")
             slack._record(SlackCall("api", method, body, token))
-            status, answer, headers = slack.answer(method, body)
+            status, answer, headers = slack.answer(method, body, token)
             self._send(status, answer, headers)
 
         def _send(

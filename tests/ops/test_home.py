@@ -4,12 +4,14 @@ requests it may show, read with a few indexed queries."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import event
 
 from vpsbot import audit
-from vpsbot.ops import Guard, HomeOperations
+from vpsbot.ops import Guard, HomeOperations, home as home_module
 from vpsbot.ops.approvals import GroupUnreadableError
 from vpsbot.store import ApprovalRepository, PolicyRepository, session_scope
 from vpsbot.store.home import CHANNELS_PER_STATEMENT
@@ -111,9 +113,10 @@ def test_the_newest_entries_are_merged_across_many_channels(session_factory, eng
     assert [entry.request_id for entry in home.mine] == newest
     assert home.activity is not None
     assert [entry.request_id for entry in home.activity] == newest
-    # Three statements per part (one per 50 channels), not one per channel.
+    # The activity takes three statements (one per 50 channels), not one per
+    # channel; the viewer's own entries are read off their own index.
     entry_reads = [sql for sql in statements if "UNION ALL" in sql]
-    assert len(entry_reads) == 6
+    assert len(entry_reads) == 3
 
 
 def test_a_channel_whose_audit_rule_is_not_allow_contributes_nothing(
@@ -203,3 +206,74 @@ def test_more_requests_than_shown_are_said(session_factory):
 
     assert [a.request_id for a in home.pending] == [f"r-{n:02d}" for n in range(10)]
     assert home.more_pending is True
+
+
+@pytest.fixture
+def audit_reads(engine) -> Iterator[list[str]]:
+    """Statements reading audit entries (clear it before the part measured)."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        if "FROM audit_entries" in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_own_entries_cost_one_read_however_many_channels_allow_the_audit(
+    session_factory, audit_reads
+):
+    for n in range(3 * CHANNELS_PER_STATEMENT):
+        _policy(session_factory, f"C{n:04d}")
+        _entry(session_factory, n, f"C{n:04d}", CAROL)
+    audit_reads.clear()
+
+    home = _home(session_factory).read(TEAM, BOB, member_of=[], members_of=_nobody)
+
+    assert home.mine == []
+    assert home.activity == []
+    assert len(audit_reads) == 1
+
+
+def test_own_entries_skip_channels_that_hide_the_audit_log_batch_by_batch(
+    session_factory, audit_reads, monkeypatch
+):
+    monkeypatch.setattr(home_module, "MINE_BATCH", 4)
+    _policy(session_factory, "C0ALLOW")
+    _policy(session_factory, "C0DENY", {**OPEN, "audit": "deny"})
+    for minute in range(12):
+        _entry(session_factory, minute, "C0ALLOW", BOB)
+    for minute in range(12, 18):
+        _entry(session_factory, minute, "C0DENY", BOB)
+    _entry(session_factory, 30, "C0ALLOW", CAROL)
+    _entry(session_factory, 31, "C0ALLOW", BOB, team="T0OTHER")
+    audit_reads.clear()
+
+    home = _home(session_factory).read(TEAM, BOB, member_of=None, members_of=_nobody)
+
+    # Newest first: the six hidden ones are passed over, then ten are kept.
+    assert [entry.request_id for entry in home.mine] == [
+        f"r-C0ALLOW-{minute}" for minute in range(11, 1, -1)
+    ]
+    # Four entries a read: 6 hidden + 10 shown span four reads.
+    assert len(audit_reads) == 4
+
+
+def test_own_entries_stop_after_a_bounded_scan(
+    session_factory, audit_reads, monkeypatch
+):
+    monkeypatch.setattr(home_module, "MINE_BATCH", 5)
+    monkeypatch.setattr(home_module, "MINE_SCANNED", 15)
+    _policy(session_factory, "C0ALLOW")
+    _policy(session_factory, "C0DENY", {**OPEN, "audit": "deny"})
+    _entry(session_factory, 0, "C0ALLOW", BOB)
+    for minute in range(1, 21):
+        _entry(session_factory, minute, "C0DENY", BOB)
+    audit_reads.clear()
+
+    home = _home(session_factory).read(TEAM, BOB, member_of=None, members_of=_nobody)
+
+    assert home.mine == []
+    assert len(audit_reads) == 3

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from tests.slack.conftest import ALICE, ALL_ALLOWED, CHANNEL, TEAM, buttons, set_policy
 from vpsbot import audit
+from vpsbot.slack.blocks import audit_message
 from vpsbot.slack.ids import AUDIT_NEWER_BUTTON, AUDIT_OLDER_BUTTON
 from vpsbot.store import session_scope
 from vpsbot.store.models import AuditEntry
@@ -220,4 +222,28 @@ def test_filter_values_with_control_characters_are_refused(slack, session_factor
 
     assert slack.answer_text(pressed) == (
         "This button's data is damaged; nothing was done. Run the command again."
+    )
+
+
+def test_newlines_in_an_audit_line_become_spaces():
+    entry = AuditEntry(
+        seq=1,
+        at=datetime(2026, 12, 1, 8, 0, tzinfo=UTC),
+        team=TEAM,
+        channel=CHANNEL,
+        user=ALICE,
+        action="rename",
+        server_id=1,
+        server_name="web\t01",
+        outcome="failed",
+        detail="no\n2026-12-01 <@U0BOB> delete *db-01* → *succeeded*",
+        request_id="r-1",
+    )
+
+    [_, lines] = audit_message([entry], "")
+
+    assert lines["text"]["text"] == (
+        "<!date^1796112000^{date_num} {time_secs}|2026-12-01 08:00:00 UTC> "
+        f"<@{ALICE}> rename *web 01* → *failed* — no 2026-12-01 &lt;@U0BOB&gt; "
+        "delete *db-01* → *succeeded*"
     )

@@ -8,7 +8,8 @@ import pytest
 import requests
 from slack_sdk import WebClient
 
-from tests.slack.conftest import ALICE, SECRET, SlackSimulator
+from tests.slack.conftest import ALICE, BOB, SECRET, TEAM, SlackSimulator, block_text
+from vpsbot import payloads
 from vpsbot.app import create_app
 from vpsbot.config import Secret, Settings
 from vpsbot.store import make_engine, make_session_factory
@@ -75,3 +76,22 @@ def test_readiness_reports_the_database_down(slack_without_database):
 
     assert response.status_code == 503
     assert response.json() == {"status": "database unreachable"}
+
+
+def test_an_opened_home_says_the_audit_log_cannot_be_read(
+    slack_without_database, local_slack
+):
+    body = payloads.app_home_opened(team_id=TEAM, user_id=BOB)
+    headers = payloads.signed_headers(SECRET, body, content_type="application/json")
+
+    slack_without_database.post(body, headers=headers, wait=False)
+
+    assert local_slack.wait_for(lambda calls: local_slack.api_calls("views.publish"))
+    assert slack_without_database.bot.background.wait_idle(timeout=30)
+    [call] = local_slack.api_calls("views.publish")
+    assert call.body["user_id"] == BOB
+    assert [block_text(block) for block in call.body["view"]["blocks"]] == [
+        "vpsbot",
+        "vpsbot cannot read the audit log right now, so your Home cannot be "
+        "shown. Open this tab again in a moment.",
+    ]

@@ -9,6 +9,7 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from slack_sdk import WebClient
 
 from tests.slack.conftest import (
@@ -23,8 +24,13 @@ from tests.slack.conftest import (
     set_policy,
 )
 from vpsbot import audit, payloads
-from vpsbot.slack.home import ChannelMemberships
+from vpsbot.ops.approvals import GroupUnreadableError
+from vpsbot.slack import home as home_module
+from vpsbot.slack.approvals import ApprovalNotices
+from vpsbot.slack.home import ChannelMemberships, MemberChannels
+from vpsbot.slack.home_view import ACTIVITY_UNREAD
 from vpsbot.slack.ids import APPROVE_BUTTON, HOME_APPROVE_BUTTON, HOME_DENY_BUTTON
+from vpsbot.slack.usergroups import GroupMembersCache
 from vpsbot.store import ApprovalRepository, PolicyRepository, session_scope
 from vpsbot.store.models import ApprovalRequest
 
@@ -33,6 +39,7 @@ ELSEWHERE = "C0ELSE"  # audit=allow, but bob is not a member
 GROUPED = "C0GROUP"  # modify=approve, approved by the user group S0OPS
 OPS_GROUP = "S0OPS"
 CAROL = "U0CAROL"
+DAVE = "U0DAVE"
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
@@ -460,7 +467,7 @@ def _entries(session_factory):
         return audit.query(session, team=TEAM, channel=CHANNEL, limit=100)[::-1]
 
 
-def test_a_channel_list_is_kept_a_minute_and_a_failure_not_at_all(local_slack):
+def test_a_channel_list_is_kept_a_minute_and_a_refusal_its_retry_after(local_slack):
     now = [0.0]
     memberships = ChannelMemberships(
         WebClient(token="xoxb-test", base_url=local_slack.api_url),
@@ -471,10 +478,125 @@ def test_a_channel_list_is_kept_a_minute_and_a_failure_not_at_all(local_slack):
     local_slack.fail("users.conversations", "ratelimited", status=429, retry_after=30)
 
     assert memberships.of(TEAM, BOB) is None
-    assert memberships.of(TEAM, BOB) == frozenset({CHANNEL})
+    now[0] = 29.0
+    assert memberships.of(TEAM, BOB) is None
+    assert len(local_slack.api_calls("users.conversations")) == 1
+    now[0] = 30.0
+    assert memberships.of(TEAM, BOB) == MemberChannels(frozenset({CHANNEL}))
     local_slack.memberships[BOB] = [CHANNEL, GROUPED]
-    now[0] = 59.0
-    assert memberships.of(TEAM, BOB) == frozenset({CHANNEL})
-    now[0] = 60.0
-    assert memberships.of(TEAM, BOB) == frozenset({CHANNEL, GROUPED})
+    now[0] = 89.0
+    assert memberships.of(TEAM, BOB) == MemberChannels(frozenset({CHANNEL}))
+    now[0] = 90.0
+    assert memberships.of(TEAM, BOB) == MemberChannels(frozenset({CHANNEL, GROUPED}))
     assert len(local_slack.api_calls("users.conversations")) == 3
+    # A refusal without Retry-After is remembered 10 s; a longer wait than
+    # five minutes is cut to five minutes.
+    now[0] = 200.0
+    local_slack.fail("users.conversations", "missing_scope")
+    assert memberships.of(TEAM, BOB) is None
+    now[0] = 209.0
+    assert memberships.of(TEAM, BOB) is None
+    now[0] = 210.0
+    assert memberships.of(TEAM, BOB) is not None
+    now[0] = 300.0
+    local_slack.fail("users.conversations", "ratelimited", status=429, retry_after=900)
+    assert memberships.of(TEAM, BOB) is None
+    now[0] = 599.0
+    assert memberships.of(TEAM, BOB) is None
+    now[0] = 600.0
+    assert memberships.of(TEAM, BOB) is not None
+    assert len(local_slack.api_calls("users.conversations")) == 7
+
+
+def test_a_refused_channel_list_is_not_asked_again_on_the_next_open(
+    slack, session_factory, local_slack
+):
+    _world(session_factory, local_slack)
+    local_slack.fail("users.conversations", "ratelimited", status=429, retry_after=60)
+
+    _open_home(slack, BOB)
+    _open_home(slack, BOB)
+
+    assert len(local_slack.api_calls("users.conversations")) == 1
+    for view in _published(local_slack, BOB):
+        assert _context(ACTIVITY_UNREAD) in view["blocks"]
+
+
+def test_more_channels_than_are_read_are_said_on_the_home(
+    slack, session_factory, local_slack, monkeypatch
+):
+    _world(session_factory, local_slack)
+    monkeypatch.setattr(home_module, "MAX_PAGES", 2)
+    local_slack.memberships[BOB] = [CHANNEL, *(f"C0FILL{n:04d}" for n in range(450))]
+
+    _open_home(slack, BOB)
+
+    assert len(local_slack.api_calls("users.conversations")) == 2
+    [view] = _published(local_slack, BOB)
+    blocks = view["blocks"]
+    assert blocks[-2] == _context(
+        "You are in more channels than vpsbot reads (4,000), so the activity of "
+        "some of them is not shown."
+    )
+    # What was read is still shown.
+    assert f"<@{ALICE}> reboot *db-01* → *succeeded* in <#{CHANNEL}>" in block_text(
+        blocks[-3]
+    )
+
+
+def test_homes_share_one_group_read_and_a_click_asks_slack_afresh(
+    slack, session_factory, local_slack
+):
+    _world(session_factory, local_slack)
+    _request(session_factory, "r-alice-ask", GROUPED, ALICE)
+    local_slack.memberships[CAROL] = [GROUPED]
+    local_slack.memberships[DAVE] = []
+
+    for viewer in (BOB, CAROL, DAVE, BOB, CAROL):
+        _open_home(slack, viewer)
+
+    assert len(local_slack.api_calls("usergroups.users.list")) == 1
+    assert len(buttons(_published(local_slack, BOB)[-1])) == 2
+    assert buttons(_published(local_slack, DAVE)[-1]) == []
+    # Bob leaves the group: his click asks Slack again and is refused.
+    local_slack.groups[OPS_GROUP] = [CAROL]
+
+    _press_home(slack, HOME_APPROVE_BUTTON, "r-alice-ask", user=BOB)
+
+    assert len(local_slack.api_calls("usergroups.users.list")) == 2
+    with session_scope(session_factory) as session:
+        statuses = {
+            row.request_id: row.status for row in session.query(ApprovalRequest)
+        }
+    assert statuses == {"r-alice-ask": "pending"}
+    assert block_text(_published(local_slack, BOB)[-1]["blocks"][1]) == (
+        f"You are not an approver in this channel, so nothing was done. "
+        f"Approvers here: <!subteam^{OPS_GROUP}>."
+    )
+
+
+def test_group_members_are_kept_two_minutes_a_refusal_its_retry_after(local_slack):
+    now = [0.0]
+    notices = ApprovalNotices(
+        WebClient(token="xoxb-test", base_url=local_slack.api_url)
+    )
+    groups = GroupMembersCache(notices.members_of, clock=lambda: now[0])
+    local_slack.groups[OPS_GROUP] = [BOB]
+    local_slack.fail("usergroups.users.list", "ratelimited", status=429, retry_after=45)
+
+    with pytest.raises(GroupUnreadableError):
+        groups.members_of(TEAM, OPS_GROUP)
+    now[0] = 44.0
+    with pytest.raises(GroupUnreadableError):
+        groups.members_of(TEAM, OPS_GROUP)
+    assert len(local_slack.api_calls("usergroups.users.list")) == 1
+    now[0] = 45.0
+    assert groups.for_team(TEAM)(OPS_GROUP) == {BOB}
+    local_slack.groups[OPS_GROUP] = [BOB, CAROL]
+    now[0] = 164.0
+    assert groups.members_of(TEAM, OPS_GROUP) == {BOB}
+    # Another workspace's group of the same id is its own answer.
+    assert groups.members_of("T0OTHER", OPS_GROUP) == {BOB, CAROL}
+    now[0] = 165.0
+    assert groups.members_of(TEAM, OPS_GROUP) == {BOB, CAROL}
+    assert len(local_slack.api_calls("usergroups.users.list")) == 4

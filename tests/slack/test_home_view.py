@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from vpsbot.ops import Approval, Home
-from vpsbot.slack.home_view import entry_line, home_view
+from vpsbot.slack.home_view import entry_line, home_view, request_text
 from vpsbot.store.models import AuditEntry
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -75,3 +75,42 @@ def test_times_are_date_tokens_each_reader_sees_in_their_zone():
     assert entry_line(_entry(0)).startswith(
         "<!date^1796112000^{date_num} {time}|2026-12-01 08:00 UTC> <@U0BOB> rename *"
     )
+
+
+FAKE_LINE = "ok\n\t<!date^1796112000^{time}|08:00> <@U0ALICE> delete *db-01*\r\n"
+
+
+def test_newlines_in_an_entry_cannot_draw_a_line_of_their_own():
+    entry = _entry(0)
+    entry.server_name = "web\n01"
+    entry.detail = FAKE_LINE
+
+    line = entry_line(entry)
+
+    assert "\n" not in line
+    assert line == (
+        "<!date^1796112000^{date_num} {time}|2026-12-01 08:00 UTC> <@U0BOB> "
+        "rename *web 01* → *failed* in <#C0OPS> — ok &lt;!date^1796112000^{time}"
+        "|08:00&gt; &lt;@U0ALICE&gt; delete *db-01*"
+    )
+
+
+def test_newlines_in_a_request_stay_inside_its_own_lines():
+    approval = _approval(0)
+    approval = Approval(
+        **{
+            **approval.__dict__,
+            "server_name": "web\n\n01",
+            "params": {"new_name": "a\nb"},
+            "reason": "tidy\nServer: fake",
+        }
+    )
+
+    text = request_text(approval)
+
+    assert text.split("\n") == [
+        "<@U0ALICE> asks to *rename web 01 to a b* in <#C0OPS>",
+        "Server: web 01 (id 1) · `active` · open until "
+        "<!date^1796115600^{date_num} {time}|2026-12-01 09:00 UTC>",
+        "Reason: tidy Server: fake",
+    ]

@@ -51,7 +51,7 @@ def test_four_processes_upgrading_a_new_database_at_once_all_succeed():
                 text("SELECT version_num FROM alembic_version")
             ).all()
         database.dispose()
-        assert versions == ["0006"]
+        assert versions == ["0007"]
     finally:
         with server.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

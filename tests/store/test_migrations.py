@@ -47,7 +47,7 @@ def _tables(url: str) -> set[str]:
 def test_migrations_have_a_single_head() -> None:
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
 
-    assert heads == ["0006"]
+    assert heads == ["0007"]
 
 
 def test_migrations_path_is_inside_the_package() -> None:
@@ -137,4 +137,5 @@ def test_alembic_command_takes_the_url_from_database_url(tmp_path: Path) -> None
     assert "Running upgrade 0003 -> 0004" in completed.stderr
     assert "Running upgrade 0004 -> 0005" in completed.stderr
     assert "Running upgrade 0005 -> 0006" in completed.stderr
+    assert "Running upgrade 0006 -> 0007" in completed.stderr
     assert _tables(f"sqlite:///{path}") == STORE_TABLES

@@ -3,7 +3,11 @@ them. Free of Slack.
 
 Three parts, each read at the moment the Home is drawn:
 
-- their own latest audit entries;
+- their own latest audit entries (read newest first off their own entries,
+  ``MINE_BATCH`` at a time, keeping those whose channel lets them read the
+  audit log, until ``ENTRIES_SHOWN`` are found or ``MINE_SCANNED`` were
+  looked at: a person whose newest entries all lie in channels that hide
+  the audit log may see fewer, or none);
 - the pending approval requests they may decide (others' requests, in
   channels where the policy names them, or a user group they are in, as
   approvers; ``policy.may_approve`` decides, as it does for a click);
@@ -43,6 +47,10 @@ logger = logging.getLogger(__name__)
 ENTRIES_SHOWN = 10
 #: Pending requests shown with their buttons (two blocks each in Slack).
 PENDING_SHOWN = 10
+#: A person's own entries read at once for "Your recent actions".
+MINE_BATCH = 50
+#: A person's own entries looked at, at most, for "Your recent actions".
+MINE_SCANNED = 500
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class Home:
         groups_unread: some approver user group could not be read just now,
             so requests it approves may be missing.
         at: when it was read.
+        channels_cut: the person is in more channels than were listed, so the
+            activity of some is missing.
     """
 
     mine: list[AuditEntry]
@@ -66,6 +76,7 @@ class Home:
     activity: list[AuditEntry] | None
     groups_unread: bool
     at: datetime
+    channels_cut: bool = False
 
 
 class HomeOperations:
@@ -95,6 +106,7 @@ class HomeOperations:
         *,
         member_of: Collection[str] | None,
         members_of: MembersOf,
+        channels_cut: bool = False,
     ) -> Home:
         """The Home of ``user_id`` in ``team_id``.
 
@@ -104,6 +116,8 @@ class HomeOperations:
                 then left out).
             members_of: the user ids in a user group (may raise
                 ``GroupUnreadableError`` for a passing failure).
+            channels_cut: ``member_of`` leaves out some of the person's
+                channels (said on the Home).
 
         Raises:
             StoreUnavailableError: the database did not answer.
@@ -112,17 +126,10 @@ class HomeOperations:
         with session_scope(self._sessions) as session:
             begin_read_only(session)
             repository = HomeRepository(session)
-            readable = self._audit_readable(repository, team_id)
-            mine = (
-                repository.latest_entries(
-                    team=team_id, channels=readable, user=user_id, limit=ENTRIES_SHOWN
-                )
-                if readable
-                else []
-            )
+            mine = self._mine(repository, team_id, user_id)
             activity: list[AuditEntry] | None = None
             if member_of is not None:
-                watched = readable & set(member_of)
+                watched = self._audit_readable(repository, team_id, member_of)
                 activity = (
                     repository.latest_entries(
                         team=team_id, channels=watched, limit=ENTRIES_SHOWN
@@ -147,13 +154,49 @@ class HomeOperations:
             activity=activity,
             groups_unread=unread,
             at=now,
+            channels_cut=channels_cut,
         )
 
-    def _audit_readable(self, repository: HomeRepository, team_id: str) -> set[str]:
-        """Channels of the workspace whose policy lets everyone there read the
+    def _mine(
+        self, repository: HomeRepository, team_id: str, user_id: str
+    ) -> list[AuditEntry]:
+        """The person's newest entries in channels whose audit log they may
+        read now, newest first (see the module's note on the bound)."""
+        found: list[AuditEntry] = []
+        verdicts: dict[str, bool] = {}
+        before: tuple[datetime, int] | None = None
+        scanned = 0
+        while scanned < MINE_SCANNED:
+            batch = repository.entries_of_user(
+                team=team_id,
+                user=user_id,
+                before=before,
+                limit=min(MINE_BATCH, MINE_SCANNED - scanned),
+            )
+            scanned += len(batch)
+            unknown = {entry.channel for entry in batch} - verdicts.keys()
+            if unknown:
+                readable = self._audit_readable(repository, team_id, unknown)
+                verdicts.update((channel, channel in readable) for channel in unknown)
+            for entry in batch:
+                if verdicts[entry.channel]:
+                    found.append(entry)
+                    if len(found) == ENTRIES_SHOWN:
+                        return found
+            if len(batch) < MINE_BATCH:
+                break
+            before = (batch[-1].at, batch[-1].seq)
+        return found
+
+    def _audit_readable(
+        self, repository: HomeRepository, team_id: str, channel_ids: Collection[str]
+    ) -> set[str]:
+        """Those of ``channel_ids`` whose policy lets everyone there read the
         audit log now, decided by the policy code ``/vps audit`` uses."""
         readable = set()
-        for row in repository.policies_allowing_audit(team_id=team_id):
+        for row in repository.policies_allowing_audit(
+            team_id=team_id, channel_ids=channel_ids
+        ):
             rules = rules_of(row)
             if decide(
                 rules, OPERATION_ACTIONS["audit"], admins=self._guard.admins

@@ -29,6 +29,7 @@ from vpsbot.slack.context import SlackContext
 from vpsbot.slack.editing import ServerDialogs
 from vpsbot.slack.home import ChannelMemberships, HomeTab
 from vpsbot.slack.replies import Replies
+from vpsbot.slack.usergroups import GroupMembersCache
 from vpsbot.slack.views import DeleteDialogs
 from vpsbot.slack.worker import Background
 
@@ -129,7 +130,7 @@ def build_bolt_app(
         ops=ops,
         background=background,
         desk=desk,
-        members_of=notices.members_of,
+        groups=GroupMembersCache(notices.members_of),
         memberships=ChannelMemberships(client),
     ).register(app)
     if slack.connect is not None:

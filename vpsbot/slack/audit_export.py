@@ -1,8 +1,9 @@
 """``/vps audit export`` and the Export button: the entries as a CSV upload.
 
-Both acknowledge at once and do the work on the background pool: the
-channel's policy is checked as it stands then, the matching entries are
-written to a temporary file and uploaded to the conversation. When Slack
+Both acknowledge at once and do the work on the slow-read pool, so that
+commands and clicks never wait behind an export: the channel's policy is
+checked as it stands then, the matching entries are written to a temporary
+file and uploaded to the conversation. When Slack
 refuses the upload, the asker gets one sentence through the response_url
 (which needs no scope) and the audit log a second entry saying so.
 """
@@ -87,7 +88,7 @@ def register(app: App, slack: SlackContext) -> None:
             )
             ack()
             return
-        slack.background.run(
+        slack.background.run_read(
             actor.request_id,
             replies.ephemeral,
             lambda: export(slack.ops, actor, filters, replies),

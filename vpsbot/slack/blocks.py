@@ -43,6 +43,7 @@ from vpsbot.vps import Server
 logger = logging.getLogger(__name__)
 
 esc = messages.escape
+one_line = messages.one_line
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -356,13 +357,16 @@ def audit_message(entries: Sequence[AuditEntry], heading: str) -> Blocks:
         return _dicts([_section(title), _context("No entries match.")])
     lines = []
     for entry in entries:
-        server = entry.server_name or (str(entry.server_id) if entry.server_id else "")
+        server = one_line(
+            entry.server_name or (str(entry.server_id) if entry.server_id else "")
+        )
         line = (
             f"{timezones.shown(entry.at)} <@{entry.user}> {entry.action}"
             f"{' *' + esc(server) + '*' if server else ''} → *{entry.outcome}*"
         )
-        if entry.detail:
-            line += f" — {esc(entry.detail[:200])}"
+        detail = one_line(entry.detail or "")
+        if detail:
+            line += f" — {esc(detail[:200])}"
         lines.append(line)
     blocks: list[Block] = [_section(title)]
     chunk: list[str] = []

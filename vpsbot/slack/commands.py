@@ -94,7 +94,14 @@ def register(app: App, slack: SlackContext) -> None:
                 reason=command.reason,
             )
         else:
-            slack.background.run(
+            # An export reads the whole filtered log and uploads it: it waits
+            # on the slow-read pool, so commands never queue behind it.
+            run = (
+                slack.background.run_read
+                if command.verb == "audit" and command.export
+                else slack.background.run
+            )
+            run(
                 actor.request_id,
                 replies.ephemeral,
                 lambda: run_command(

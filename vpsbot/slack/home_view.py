@@ -4,7 +4,9 @@ and the latest activity in their channels. Block Kit only, no I/O.
 Slack allows a Home at most 100 blocks and 3,000 characters a section; the
 core hands at most 10 entries a part and 10 requests (two blocks each), so a
 Home stays near 35 blocks. Text that came from people or VPS.org (server
-names, details, reasons) is escaped as in every other message.
+names, details, reasons) is escaped as in every other message, and its runs
+of whitespace (newlines, tabs) made single spaces, so that it cannot draw
+lines that look like entries of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from vpsbot.store.models import AuditEntry
 logger = logging.getLogger(__name__)
 
 esc = messages.escape
+one_line = messages.one_line
 
 MAX_BLOCKS = 100
 MAX_SECTION = 3000
@@ -64,19 +67,29 @@ ACTIVITY_UNREAD = (
     "vpsbot could not read which channels you are in just now, so channel "
     "activity is not shown."
 )
+CHANNELS_CUT = (
+    "You are in more channels than vpsbot reads (4,000), so the activity of "
+    "some of them is not shown."
+)
+AUDIT_UNREADABLE = (
+    "vpsbot cannot read the audit log right now, so your Home cannot be shown. "
+    "Open this tab again in a moment."
+)
 
 
 def entry_line(entry: AuditEntry) -> str:
     """Who did what, to which server, how it ended, when and where."""
-    server = entry.server_name or (str(entry.server_id) if entry.server_id else "")
+    server = one_line(
+        entry.server_name or (str(entry.server_id) if entry.server_id else "")
+    )
     line = (
         f"{timezones.shown(entry.at, seconds=False)} <@{entry.user}> "
-        f"{esc(entry.action)}"
-        f"{' *' + esc(server) + '*' if server else ''} → *{esc(entry.outcome)}* "
-        f"in <#{entry.channel}>"
+        f"{esc(one_line(entry.action))}"
+        f"{' *' + esc(server) + '*' if server else ''} → "
+        f"*{esc(one_line(entry.outcome))}* in <#{entry.channel}>"
     )
-    if entry.detail:
-        detail = entry.detail
+    detail = one_line(entry.detail or "")
+    if detail:
         if len(detail) > DETAIL_SHOWN:
             detail = detail[: DETAIL_SHOWN - 1] + "…"
         line += f" — {esc(detail)}"
@@ -85,18 +98,23 @@ def entry_line(entry: AuditEntry) -> str:
 
 def request_text(approval: Approval) -> str:
     """A pending request: who asks what, where, about which server, until when."""
+    name = esc(one_line(approval.server_name))
     if approval.server_id is None:
-        server = f"{esc(approval.server_name)} (new server)"
+        server = f"{name} (new server)"
     else:
-        status = f" · `{esc(approval.server_status)}`" if approval.server_status else ""
-        server = f"{esc(approval.server_name)} (id {approval.server_id}){status}"
+        status = (
+            f" · `{esc(one_line(approval.server_status))}`"
+            if approval.server_status
+            else ""
+        )
+        server = f"{name} (id {approval.server_id}){status}"
     text = (
-        f"<@{approval.requester}> asks to *{esc(approval.describe())}* in "
+        f"<@{approval.requester}> asks to *{esc(one_line(approval.describe()))}* in "
         f"<#{approval.channel_id}>\nServer: {server} · open until "
         f"{timezones.shown(approval.expires_at, seconds=False)}"
     )
-    if approval.reason:
-        reason = approval.reason
+    reason = one_line(approval.reason or "")
+    if reason:
         if len(reason) > REASON_SHOWN:
             reason = reason[: REASON_SHOWN - 1] + "…"
         text += f"\nReason: {esc(reason)}"
@@ -133,6 +151,8 @@ def home_view(home: Home, *, notice: str | None = None) -> dict[str, Any]:
         blocks.append(_context(ACTIVITY_UNREAD))
     else:
         blocks.extend(_entry_sections(home.activity) or [_context(ACTIVITY_EMPTY)])
+    if home.channels_cut:
+        blocks.append(_context(CHANNELS_CUT))
     blocks.append(
         _context(
             f"Updated {timezones.shown(home.at, seconds=False)}. Entries come "

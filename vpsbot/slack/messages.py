@@ -15,6 +15,13 @@ def escape(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def one_line(text: object) -> str:
+    """Text from users or the provider with every run of whitespace (newlines,
+    tabs) made one space, so that it cannot draw extra lines that look like
+    entries of their own. Escape the result as usual."""
+    return " ".join(str(text).split())
+
+
 # Failures
 
 

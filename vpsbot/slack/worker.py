@@ -4,7 +4,9 @@ Bolt runs listeners on a small pool whose threads are also the ones that
 acknowledge requests. A provider call can take 30 seconds, so listeners only
 parse, hand the work over here and acknowledge; this keeps Bolt's threads free.
 Dialogs get a pool of their own: a trigger_id lives 3 seconds, and opening the
-dialog must not queue behind slow provider calls.
+dialog must not queue behind slow provider calls. Slow reads (App Home renders,
+audit exports) get a small one too, so that however many of them wait, commands
+and clicks are never queued behind them.
 """
 
 from __future__ import annotations
@@ -70,9 +72,12 @@ class Background:
     request id, and the asker gets that id as an incident number.
     """
 
-    def __init__(self, *, workers: int, dialog_workers: int = 4) -> None:
+    def __init__(
+        self, *, workers: int, dialog_workers: int = 4, read_workers: int = 2
+    ) -> None:
         self.work = TrackedPool(workers, "vpsbot-work")
         self.dialogs = TrackedPool(dialog_workers, "vpsbot-dialog")
+        self.reads = TrackedPool(read_workers, "vpsbot-read")
 
     def run(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the work pool, answering any failure through ``reply``."""
@@ -84,13 +89,26 @@ class Background:
         """Run ``fn`` on the dialog pool (it must only open a view)."""
         self.dialogs.submit(lambda: guarded(request_id, reply, fn))
 
+    def run_read(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the slow-read pool (Home renders, audit exports)."""
+        self.reads.submit(lambda: guarded(request_id, reply, fn))
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until both pools are idle (the shell and tests use this)."""
-        return self.dialogs.wait_idle(timeout) and self.work.wait_idle(timeout)
+        """Wait until all pools are idle (the shell and tests use this).
+
+        Dialogs hand work to the work pool, and the work pool hands Homes to
+        the read pool, so they are waited for in that order.
+        """
+        return (
+            self.dialogs.wait_idle(timeout)
+            and self.work.wait_idle(timeout)
+            and self.reads.wait_idle(timeout)
+        )
 
     def shutdown(self) -> None:
         self.dialogs.shutdown()
         self.work.shutdown()
+        self.reads.shutdown()
 
 
 def guarded(request_id: str, reply: Reply, fn: Callable[[], object]) -> None:

@@ -1,10 +1,11 @@
 """The reads behind a person's App Home: their channels' policies, latest audit
 entries across several channels, and the approval requests waiting there.
 
-Each read is shaped to use the indexes the tables already have, so that a
-Home is drawn from a few short index scans however long the audit log grows:
-the newest entries of each channel are read off the index that ends in
-``(at, seq)`` (at most ``limit`` rows per channel) and merged in one query.
+Each read is shaped to use the tables' indexes, so that a Home is drawn from
+a few short index scans however long the audit log grows: the newest entries
+of each channel are read off the index that ends in ``(at, seq)`` (at most
+``limit`` rows per channel) and merged in one query, and a person's own
+entries off ``(team, user, at, seq)``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select, union_all
+from sqlalchemy import select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from vpsbot.store.models import ApprovalRequest, AuditEntry, ChannelPolicy
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 #: Channels whose newest entries one statement gathers (one UNION ALL branch
 #: each); SQLite allows 500 branches, and shorter statements plan faster.
 CHANNELS_PER_STATEMENT = 50
+#: Channels whose policies one statement asks for (bound parameters each).
+POLICIES_PER_STATEMENT = 500
 
 
 class HomeRepository:
@@ -42,12 +45,42 @@ class HomeRepository:
             query = query.where(ChannelPolicy.channel_id.in_(sorted(channel_ids)))
         return list(self._session.scalars(query))
 
-    def policies_allowing_audit(self, *, team_id: str) -> list[ChannelPolicy]:
-        """Policies whose ``audit`` rule is ``allow``: the only channels whose
-        entries a Home can show (the caller still applies the policy code)."""
-        query = select(ChannelPolicy).where(
-            ChannelPolicy.team_id == team_id, ChannelPolicy.audit == "allow"
+    def policies_allowing_audit(
+        self, *, team_id: str, channel_ids: Collection[str]
+    ) -> list[ChannelPolicy]:
+        """Policies of ``channel_ids`` whose ``audit`` rule is ``allow``: the
+        only channels whose entries a Home can show (the caller still applies
+        the policy code). Asked ``POLICIES_PER_STATEMENT`` channels at a time."""
+        ordered = sorted(set(channel_ids))
+        found: list[ChannelPolicy] = []
+        for start in range(0, len(ordered), POLICIES_PER_STATEMENT):
+            query = select(ChannelPolicy).where(
+                ChannelPolicy.team_id == team_id,
+                ChannelPolicy.audit == "allow",
+                ChannelPolicy.channel_id.in_(
+                    ordered[start : start + POLICIES_PER_STATEMENT]
+                ),
+            )
+            found.extend(self._session.scalars(query))
+        return found
+
+    def entries_of_user(
+        self,
+        *,
+        team: str,
+        user: str,
+        before: tuple[datetime, int] | None = None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """The person's own entries in any channel, newest first, older than
+        ``before`` (an entry's ``(at, seq)``) when given; read off the
+        ``(team, user, at, seq)`` index."""
+        query = select(AuditEntry).where(
+            AuditEntry.team == team, AuditEntry.user == user
         )
+        if before is not None:
+            query = query.where(tuple_(AuditEntry.at, AuditEntry.seq) < tuple_(*before))
+        query = query.order_by(AuditEntry.at.desc(), AuditEntry.seq.desc()).limit(limit)
         return list(self._session.scalars(query))
 
     def latest_entries(

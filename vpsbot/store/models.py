@@ -111,6 +111,8 @@ class AuditEntry(Base):
             "at",
             "seq",
         ),
+        # A person's own newest entries in any channel (the App Home).
+        Index("ix_audit_entries_team_user_at_seq", "team", "user", "at", "seq"),
     )
 
     id: Mapped[int] = mapped_column(
