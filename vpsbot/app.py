@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 # Web API calls are made after acknowledgement, but a stuck call still holds a
 # worker: give up well before the provider's own slowest answer.
 SLACK_TIMEOUT = 10
+# How long a stopping vpsbot lets queued work finish before it starts no
+# more; with the longest provider call after it, this stays inside the
+# gunicorn grace period (vpsbot.serving.GRACEFUL_SECONDS).
+DRAIN_SECONDS = 15
 # Threads that poll followed operations and update their messages; each poll
 # is one short GET, so a few threads keep up with hundreds of operations.
 FOLLOW_THREADS = 8
@@ -69,12 +73,13 @@ class VpsBot:
         self.expiry.start()
 
     def close(self) -> None:
-        """Finish queued work, stop the background loops and close connections.
+        """Finish acknowledged work, stop the background loops, close connections.
 
+        Queued work has ``DRAIN_SECONDS`` to finish; what has not started by
+        then is answered that nothing was done, and what is running ends.
         Stopping the follower releases its leases for other processes at once.
         """
-        self.background.wait_idle(timeout=30)
-        self.background.shutdown()
+        self.background.shutdown(drain=DRAIN_SECONDS)
         self.expiry.stop()
         self.follower.stop()
         self.vps.close()

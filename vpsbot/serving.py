@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 # slow part runs on the work pool (VPSBOT_WORKER_THREADS).
 THREADS_PER_WORKER = 16
 # How long a stopping worker has for its requests in flight and the work it
-# has acknowledged; VpsBot.close() waits up to 30 s for the latter.
-GRACEFUL_SECONDS = 45
+# has acknowledged: VpsBot.close() lets queued work start for 15 s, and the
+# longest provider call (a write may take 30 s) still fits after that.
+GRACEFUL_SECONDS = 60
 # Seconds a worker may go without a heartbeat before the master replaces it.
 WORKER_TIMEOUT = 60
 

@@ -39,6 +39,13 @@ def not_available_yet(verb: str) -> str:
     )
 
 
+def stopped_before_starting() -> str:
+    return (
+        "vpsbot was restarting and could not start this; nothing was done. "
+        "Run the command again in a minute."
+    )
+
+
 def typed_times_in_utc() -> str:
     return (
         "The dates and times you typed were read in UTC: Slack did not tell "

@@ -26,7 +26,8 @@ Reply = Callable[[str], object]
 
 
 class TrackedPool:
-    """A thread pool that can tell when all it was given has finished."""
+    """A thread pool that can tell when all it was given has finished, and that
+    stops without starting what is still queued."""
 
     def __init__(self, max_workers: int, name: str) -> None:
         self._executor = ThreadPoolExecutor(
@@ -34,12 +35,17 @@ class TrackedPool:
         )
         self._pending = 0
         self._idle = threading.Condition()
+        self._stopping = False
 
-    def submit(self, fn: Callable[[], object]) -> None:
+    def submit(
+        self, fn: Callable[[], object], dropped: Callable[[], object] | None = None
+    ) -> None:
+        """Queue ``fn``; if the pool stops before it starts, ``dropped`` runs
+        instead (it should tell whoever waits for ``fn``)."""
         with self._idle:
             self._pending += 1
         try:
-            self._executor.submit(self._run, fn)
+            self._executor.submit(self._run, fn, dropped)
         except RuntimeError:
             self._done()
             raise
@@ -49,12 +55,25 @@ class TrackedPool:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
 
+    def stop_starting(self) -> None:
+        """From now on, a queued task is not started: its ``dropped`` runs."""
+        with self._idle:
+            self._stopping = True
+
     def shutdown(self) -> None:
+        """Wait for running tasks; queued ones are dropped if stopping."""
         self._executor.shutdown(wait=True, cancel_futures=False)
 
-    def _run(self, fn: Callable[[], object]) -> None:
+    def _run(
+        self, fn: Callable[[], object], dropped: Callable[[], object] | None
+    ) -> None:
         try:
-            fn()
+            with self._idle:
+                stopping = self._stopping
+            if not stopping:
+                fn()
+            elif dropped is not None:
+                dropped()
         finally:
             self._done()
 
@@ -81,17 +100,23 @@ class Background:
 
     def run(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the work pool, answering any failure through ``reply``."""
-        self.work.submit(lambda: guarded(request_id, reply, fn))
+        self.work.submit(
+            lambda: guarded(request_id, reply, fn), lambda: dropped(request_id, reply)
+        )
 
     def run_dialog(
         self, request_id: str, reply: Reply, fn: Callable[[], object]
     ) -> None:
         """Run ``fn`` on the dialog pool (it must only open a view)."""
-        self.dialogs.submit(lambda: guarded(request_id, reply, fn))
+        self.dialogs.submit(
+            lambda: guarded(request_id, reply, fn), lambda: dropped(request_id, reply)
+        )
 
     def run_read(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the slow-read pool (Home renders, audit exports)."""
-        self.reads.submit(lambda: guarded(request_id, reply, fn))
+        self.reads.submit(
+            lambda: guarded(request_id, reply, fn), lambda: dropped(request_id, reply)
+        )
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until all pools are idle (the shell and tests use this).
@@ -105,7 +130,22 @@ class Background:
             and self.reads.wait_idle(timeout)
         )
 
-    def shutdown(self) -> None:
+    def shutdown(self, drain: float = 0.0) -> None:
+        """Stop: give queued and running work ``drain`` seconds to finish, then
+        start nothing more (each request not started is told so and logged)
+        and wait for what is running.
+
+        Work that has started is never cut off here: a provider call that has
+        begun ends, and is audited and announced.
+        """
+        if drain > 0 and not self.wait_idle(timeout=drain):
+            logger.warning(
+                "stopping with work still queued after %.0f s; requests not "
+                "started are answered that nothing was done",
+                drain,
+            )
+        for pool in (self.dialogs, self.work, self.reads):
+            pool.stop_starting()
         self.dialogs.shutdown()
         self.work.shutdown()
         self.reads.shutdown()
@@ -127,6 +167,12 @@ def guarded(request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
     except Exception:
         logger.exception("request %s failed", request_id)
         _reply_safely(request_id, reply, messages.incident(request_id))
+
+
+def dropped(request_id: str, reply: Reply) -> None:
+    """A request acknowledged but never started, because vpsbot is stopping."""
+    logger.warning("request %s not carried out: vpsbot is stopping", request_id)
+    _reply_safely(request_id, reply, messages.stopped_before_starting())
 
 
 def _reply_safely(request_id: str, reply: Reply, text: str) -> None:
