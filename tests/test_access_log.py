@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from vpsbot import access_log
 from vpsbot.access_log import AccessLog
 from vpsbot.cli import _JsonFormatter
 from vpsbot.slack.middleware import action_of
@@ -113,3 +114,22 @@ def test_the_json_format_spreads_the_fields_into_the_object(caplog):
         404,
     )
     assert isinstance(entry["latency_ms"], float)
+
+
+def test_a_forged_value_cannot_make_a_line_of_its_own(caplog):
+    caplog.set_level(logging.INFO, logger="vpsbot.access")
+
+    access_log.write(
+        {
+            "request_id": "r-1",
+            "user": "U1\n2026-12-04 INFO vpsbot.access: request request_id=r-FORGED",
+            "team": "T1",
+            "status": 200,
+        }
+    )
+
+    [record] = caplog.records
+    assert record.getMessage() == (
+        'request request_id=r-1 team=T1 user="U1\\n2026-12-04 INFO vpsbot.access: '
+        'request request_id=r-FORGED" status=200'
+    )

@@ -15,6 +15,7 @@ does not bury the requests that matter.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -60,8 +61,17 @@ def note(**facts: Any) -> bool:
 def write(facts: dict[str, Any], *, level: int = logging.INFO) -> None:
     """Log one access line made of ``facts`` (absent fields are left out)."""
     shown = {name: facts[name] for name in FIELDS if facts.get(name) is not None}
-    text = " ".join(f"{name}={value}" for name, value in shown.items())
+    # A value with spaces or control characters (a forged id) is quoted, so
+    # it cannot pass for a field or a log line of its own.
+    text = " ".join(f"{name}={_plain(value)}" for name, value in shown.items())
     logger.log(level, "request %s", text, extra={"access": shown})
+
+
+def _plain(value: Any) -> str:
+    text = str(value)
+    if text.isprintable() and " " not in text and "=" not in text:
+        return text
+    return json.dumps(text)
 
 
 def _shown_path(path: str) -> str:
