@@ -247,3 +247,14 @@ def test_newlines_in_an_audit_line_become_spaces():
         f"<@{ALICE}> rename *web 01* → *failed* — no 2026-12-01 &lt;@U0BOB&gt; "
         "delete *db-01* → *succeeded*"
     )
+
+
+def test_the_notification_text_counts_entries_in_words_that_fit(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    _reboots(session_factory, 1)
+
+    _, one = slack.command("audit action=reboot")
+    _, none = slack.command("audit action=delete")
+
+    assert [answer["text"] for answer in slack.answers(one)] == ["1 audit entry"]
+    assert [answer["text"] for answer in slack.answers(none)] == ["0 audit entries"]

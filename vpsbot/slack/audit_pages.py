@@ -70,7 +70,8 @@ def show(
     if note:
         shown.append(ContextBlock(elements=[MarkdownTextObject(text=note)]).to_dict())
     shown.append(_buttons(filters, page, before, starts))
-    text = f"{len(page.entries)} audit entries"
+    count = len(page.entries)
+    text = f"{count} audit {'entry' if count == 1 else 'entries'}"
     if in_place:
         replies.replace_original(text, shown)
     else:
