@@ -163,6 +163,26 @@ def test_exports_waiting_on_slack_do_not_hold_up_commands(
     assert len(local_slack.completed_uploads()) == 10
 
 
+def test_an_export_does_not_wait_behind_homes(slack, local_slack, session_factory):
+    held = local_slack
+    set_policy(session_factory, ALL_ALLOWED)
+    slack.command("reboot web-01")
+    gate = held.hold("users.conversations")
+    for number in range(10):
+        _open_home(slack, f"U0VIEW{number:02d}")
+    _all_handed_over(held)
+
+    slack.command("audit export", wait=False)
+
+    uploaded = _until(lambda: len(local_slack.completed_uploads()) == 1)
+    published_before = len(local_slack.api_calls("views.publish"))
+    gate.set()
+    assert uploaded
+    assert published_before == 0
+    assert slack.bot.background.wait_idle(timeout=60)
+    assert len(local_slack.api_calls("views.publish")) == 10
+
+
 def test_a_slow_home_is_not_sent_over_the_newer_one_a_click_drew(
     slack, local_slack, session_factory
 ):

@@ -88,7 +88,7 @@ def register(app: App, slack: SlackContext) -> None:
             )
             ack()
             return
-        slack.background.run_read(
+        slack.background.run_export(
             actor.request_id,
             replies.ephemeral,
             lambda: export(slack.ops, actor, filters, replies),

@@ -95,9 +95,9 @@ def register(app: App, slack: SlackContext) -> None:
             )
         else:
             # An export reads the whole filtered log and uploads it: it waits
-            # on the slow-read pool, so commands never queue behind it.
+            # on a pool of its own, so commands never queue behind it.
             run = (
-                slack.background.run_read
+                slack.background.run_export
                 if command.verb == "audit" and command.export
                 else slack.background.run
             )

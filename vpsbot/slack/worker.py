@@ -4,9 +4,9 @@ Bolt runs listeners on a small pool whose threads are also the ones that
 acknowledge requests. A provider call can take 30 seconds, so listeners only
 parse, hand the work over here and acknowledge; this keeps Bolt's threads free.
 Dialogs get a pool of their own: a trigger_id lives 3 seconds, and opening the
-dialog must not queue behind slow provider calls. Slow reads (App Home renders,
-audit exports) get a small one too, so that however many of them wait, commands
-and clicks are never queued behind them.
+dialog must not queue behind slow provider calls. App Home renders and audit
+exports each get a small pool of their own too, so that however many of them
+wait, commands, clicks and each other are never queued behind them.
 """
 
 from __future__ import annotations
@@ -92,11 +92,17 @@ class Background:
     """
 
     def __init__(
-        self, *, workers: int, dialog_workers: int = 4, read_workers: int = 2
+        self,
+        *,
+        workers: int,
+        dialog_workers: int = 4,
+        read_workers: int = 2,
+        export_workers: int = 2,
     ) -> None:
         self.work = TrackedPool(workers, "vpsbot-work")
         self.dialogs = TrackedPool(dialog_workers, "vpsbot-dialog")
         self.reads = TrackedPool(read_workers, "vpsbot-read")
+        self.exports = TrackedPool(export_workers, "vpsbot-export")
 
     def run(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the work pool, answering any failure through ``reply``."""
@@ -113,8 +119,16 @@ class Background:
         )
 
     def run_read(self, request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
-        """Run ``fn`` on the slow-read pool (Home renders, audit exports)."""
+        """Run ``fn`` on the slow-read pool (App Home renders)."""
         self.reads.submit(
+            lambda: guarded(request_id, reply, fn), lambda: dropped(request_id, reply)
+        )
+
+    def run_export(
+        self, request_id: str, reply: Reply, fn: Callable[[], object]
+    ) -> None:
+        """Run ``fn`` on the export pool (audit exports)."""
+        self.exports.submit(
             lambda: guarded(request_id, reply, fn), lambda: dropped(request_id, reply)
         )
 
@@ -128,6 +142,7 @@ class Background:
             self.dialogs.wait_idle(timeout)
             and self.work.wait_idle(timeout)
             and self.reads.wait_idle(timeout)
+            and self.exports.wait_idle(timeout)
         )
 
     def shutdown(self, drain: float = 0.0) -> None:
@@ -144,11 +159,11 @@ class Background:
                 "started are answered that nothing was done",
                 drain,
             )
-        for pool in (self.dialogs, self.work, self.reads):
+        pools = (self.dialogs, self.work, self.reads, self.exports)
+        for pool in pools:
             pool.stop_starting()
-        self.dialogs.shutdown()
-        self.work.shutdown()
-        self.reads.shutdown()
+        for pool in pools:
+            pool.shutdown()
 
 
 def guarded(request_id: str, reply: Reply, fn: Callable[[], object]) -> None:
