@@ -9,7 +9,7 @@ import pytest
 
 from vpsbot import access_log
 from vpsbot.access_log import AccessLog
-from vpsbot.cli import _JsonFormatter
+from vpsbot.cli import _JsonFormatter, _OneLineFormatter
 from vpsbot.slack.middleware import action_of
 
 
@@ -132,4 +132,23 @@ def test_a_forged_value_cannot_make_a_line_of_its_own(caplog):
     assert record.getMessage() == (
         'request request_id=r-1 team=T1 user="U1\\n2026-12-04 INFO vpsbot.access: '
         'request request_id=r-FORGED" status=200'
+    )
+
+
+def test_text_lines_keep_a_forged_newline_on_its_line():
+    record = logging.LogRecord(
+        "vpsbot.ops.guard",
+        logging.INFO,
+        __file__,
+        1,
+        "audit list succeeded by %s",
+        ("U0EVIL\n2026-12-04 22:00:00,000 INFO vpsbot.access: request r-FAKE\x1b[2K",),
+        None,
+    )
+
+    line = _OneLineFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+
+    assert line == (
+        "INFO vpsbot.ops.guard: audit list succeeded by U0EVIL\\n2026-12-04 "
+        "22:00:00,000 INFO vpsbot.access: request r-FAKE\\x1b[2K"
     )

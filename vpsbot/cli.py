@@ -37,6 +37,24 @@ def load_settings() -> Settings:
     return Settings.from_env(env)
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Text lines in which a message stays on its line.
+
+    Messages may quote what a request carried (ids, names); a newline or other
+    control character there is written escaped, so it cannot start a line
+    that looks like another record. Tracebacks keep their lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        line = super().formatMessage(record)
+        if line.isprintable():
+            return line
+        return "".join(
+            char if char.isprintable() else char.encode("unicode_escape").decode()
+            for char in line
+        )
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -58,7 +76,7 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            _OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
