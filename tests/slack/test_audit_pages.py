@@ -258,3 +258,18 @@ def test_the_notification_text_counts_entries_in_words_that_fit(slack, session_f
 
     assert [answer["text"] for answer in slack.answers(one)] == ["1 audit entry"]
     assert [answer["text"] for answer in slack.answers(none)] == ["0 audit entries"]
+
+
+def test_forged_values_out_of_range_or_too_long_are_refused(slack, session_factory):
+    set_policy(session_factory, ALL_ALLOWED)
+    forged = [
+        {"f": {"since": "0001-01-01T00:00:00+14:00"}, "b": 0, "h": []},
+        {"f": {"until": "9999-12-31T23:59:00-10:00"}, "b": 0, "h": []},
+        {"f": {"server": "x" * 3000}, "b": 0, "h": []},
+    ]
+
+    for value in forged:
+        _, pressed = slack.press(AUDIT_OLDER_BUTTON, json.dumps(value))
+        assert slack.answer_text(pressed) == (
+            "This button's data is damaged; nothing was done. Run the command again."
+        )

@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
 )
 
+from vpsbot import moments
 from vpsbot.ops import Actor, AuditFilters, Operations
 from vpsbot.ops.auditing import AuditPage
 from vpsbot.slack import blocks, messages, timezones
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 # Slack allows 2,000 characters in a button's value; the oldest page starts
 # are dropped first if a long filter leaves too little room.
 MAX_VALUE = 2000
+# A filter value no typed command can make longer (the text is capped at
+# 2,000 characters, and a page button must fit its filters twice).
+MAX_FILTER = 300
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 # Positions fit a signed 64-bit column.
 MAX_POSITION = 2**63 - 1
@@ -169,7 +173,8 @@ def decode(value: str) -> tuple[AuditFilters, int | None, tuple[int, ...]]:
     fields = data["f"]
     known = set(vars(AuditFilters()))
     if not set(fields) <= known or not all(
-        isinstance(item, str) and item.isprintable() for item in fields.values()
+        isinstance(item, str) and item.isprintable() and len(item) <= MAX_FILTER
+        for item in fields.values()
     ):
         raise ValueError("unknown or malformed audit filter")
     for key in ("since", "until"):
@@ -177,6 +182,8 @@ def decode(value: str) -> tuple[AuditFilters, int | None, tuple[int, ...]]:
             moment = datetime.fromisoformat(fields[key])
             if moment.tzinfo is None:
                 raise ValueError(f"{key} has no time zone")
+            if not moments.EARLIEST <= moment < moments.LATEST:
+                raise ValueError(f"{key} is out of range")
             fields[key] = moment
     before = data.get("b")
     starts = data.get("h")
