@@ -75,6 +75,42 @@ waitress.serve(
 """
 
 
+def start_fakes(
+    python: str, children: list[subprocess.Popen[str]], database_url: str
+) -> tuple[dict[str, str], str]:
+    """Start the provider sandbox and the Slack stand-in as child processes.
+
+    Returns the environment a ``vpsbot`` process needs to use them (with
+    ``database_url``), and the stand-in's response_url.
+    """
+    vpsbot_cli = str(Path(python).with_name("vpsbot"))
+    sandbox_port = free_port()
+    children.append(
+        subprocess.Popen(
+            [vpsbot_cli, "sandbox", "--port", str(sandbox_port)],
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+    )
+    slack = subprocess.Popen(
+        [python, "-c", FAKE_SLACK], stdout=subprocess.PIPE, text=True
+    )
+    children.append(slack)
+    assert slack.stdout is not None
+    slack_api, response_url = slack.stdout.readline().split()
+    environment = {
+        **os.environ,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_BOT_TOKEN": "xoxb-bench",
+        "SLACK_API_URL": slack_api,
+        "VPS_API_URL": f"http://127.0.0.1:{sandbox_port}/api/v1/",
+        "VPS_API_TOKEN": "sandbox-token",
+        "DATABASE_URL": database_url,
+        "VPSBOT_ADMINS": USER,
+    }
+    return environment, response_url
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -168,32 +204,9 @@ def main() -> None:
     vpsbot_cli = str(Path(python).with_name("vpsbot"))
     children: list[subprocess.Popen[str]] = []
     try:
-        sandbox_port, vpsbot_port, bare_port = free_port(), free_port(), free_port()
-        children.append(
-            subprocess.Popen(
-                [vpsbot_cli, "sandbox", "--port", str(sandbox_port)],
-                stdout=subprocess.DEVNULL,
-                text=True,
-            )
-        )
-        slack = subprocess.Popen(
-            [python, "-c", FAKE_SLACK], stdout=subprocess.PIPE, text=True
-        )
-        children.append(slack)
-        assert slack.stdout is not None
-        slack_api, response_url = slack.stdout.readline().split()
-
-        environment = {
-            **os.environ,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_API_URL": slack_api,
-            "VPS_API_URL": f"http://127.0.0.1:{sandbox_port}/api/v1/",
-            "VPS_API_TOKEN": "sandbox-token",
-            "DATABASE_URL": database_url,
-            "VPSBOT_ADMINS": USER,
-            "PORT": str(vpsbot_port),
-        }
+        vpsbot_port, bare_port = free_port(), free_port()
+        environment, response_url = start_fakes(python, children, database_url)
+        environment["PORT"] = str(vpsbot_port)
         children.append(
             subprocess.Popen(
                 [vpsbot_cli, "serve", "--host", "127.0.0.1"],
@@ -209,7 +222,7 @@ def main() -> None:
                     "-c",
                     BARE_APP,
                     SECRET,
-                    slack_api,
+                    environment["SLACK_API_URL"],
                     str(bare_port),
                     str(SERVER_THREADS),
                 ],

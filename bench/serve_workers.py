@@ -28,7 +28,6 @@ connections it holds are sampled while it runs.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import subprocess
 import sys
@@ -41,7 +40,6 @@ import requests
 from ack_latency import (
     BARE_APP,
     CHANNEL,
-    FAKE_SLACK,
     SECRET,
     SERVER_THREADS,
     TEAM,
@@ -49,6 +47,7 @@ from ack_latency import (
     free_port,
     measure,
     percentile,
+    start_fakes,
 )
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -225,30 +224,7 @@ def main() -> None:
 
     print(f"load average at start: {load_average()}")
     try:
-        sandbox_port = free_port()
-        children.append(
-            subprocess.Popen(
-                [vpsbot_cli, "sandbox", "--port", str(sandbox_port)],
-                stdout=subprocess.DEVNULL,
-                text=True,
-            )
-        )
-        slack = subprocess.Popen(
-            [python, "-c", FAKE_SLACK], stdout=subprocess.PIPE, text=True
-        )
-        children.append(slack)
-        assert slack.stdout is not None
-        slack_api, response_url = slack.stdout.readline().split()
-        environment = {
-            **os.environ,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_API_URL": slack_api,
-            "VPS_API_URL": f"http://127.0.0.1:{sandbox_port}/api/v1/",
-            "VPS_API_TOKEN": "sandbox-token",
-            "DATABASE_URL": database_url,
-            "VPSBOT_ADMINS": USER,
-        }
+        environment, response_url = start_fakes(python, children, database_url)
         # Migrate once, before the servers start side by side.
         subprocess.run([vpsbot_cli, "db", "upgrade"], env=environment, check=True)
 
@@ -261,7 +237,7 @@ def main() -> None:
                     "-c",
                     BARE_APP,
                     SECRET,
-                    slack_api,
+                    environment["SLACK_API_URL"],
                     str(bare_port),
                     str(SERVER_THREADS),
                 ],
