@@ -78,14 +78,15 @@ def test_moments_come_back_in_utc_and_far_ends_are_refused():
             parse_moment(value, NOW, zone)
 
 
-def test_a_range_in_a_spring_forward_gap_is_compared_as_instants():
+def test_a_time_the_clocks_skipped_is_refused_and_a_repeated_one_read_first():
     new_york = ZoneInfo("America/New_York")
 
-    since = parse_moment("2026-03-08T02:30", NOW, new_york)
-    until = parse_moment("2026-03-08T03:00", NOW, new_york)
-
-    # 02:30 does not exist that night; read before the change it is 07:30 UTC,
-    # later than 03:00 EDT (07:00 UTC).
-    assert since == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
-    assert until == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
-    assert since > until
+    with pytest.raises(ValueError, match="^that time did not exist in your time"):
+        parse_moment("2026-03-08T02:30", NOW, new_york)
+    # 01:30 on the night clocks go back happens twice; the first is taken.
+    assert parse_moment("2026-11-01T01:30", NOW, new_york) == datetime(
+        2026, 11, 1, 5, 30, tzinfo=UTC
+    )
+    assert parse_moment("2026-03-08T03:00", NOW, new_york) == datetime(
+        2026, 3, 8, 7, 0, tzinfo=UTC
+    )

@@ -20,6 +20,7 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 OUT_OF_RANGE = "times from 1970 to 8999 are accepted"
+SKIPPED = "that time did not exist in your time zone (the clocks went forward)"
 
 FORMS = "a date like 2026-12-01, a time like 2026-12-01T08:00, or an age like 2h or 3d"
 
@@ -30,7 +31,8 @@ def parse_moment(value: str, now: datetime, zone: tzinfo = UTC) -> datetime:
     ``yesterday`` (midnight in ``zone``); in UTC, between 1970 and 9000.
 
     Raises:
-        ValueError: none of these forms, or a moment out of that range.
+        ValueError: none of these forms, a moment out of that range, or a
+            wall-clock time the zone skipped (``SKIPPED``).
     """
     try:
         moment = _read(value, now, zone).astimezone(UTC)
@@ -52,7 +54,13 @@ def _read(value: str, now: datetime, zone: tzinfo) -> datetime:
             day -= timedelta(days=1)
         return datetime(day.year, day.month, day.day, tzinfo=zone)
     moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    if moment.tzinfo is not None:
+        return moment
+    local = moment.replace(tzinfo=zone)
+    # A time the clocks skipped (spring forward) comes back changed.
+    if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != moment:
+        raise ValueError(SKIPPED)
+    return local
 
 
 def names_wall_clock(value: str) -> bool:

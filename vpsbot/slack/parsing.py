@@ -464,6 +464,8 @@ def _moment(verb: str, name: str, value: str | None, now: datetime) -> datetime 
 def _time_problem(name: str, value: str, exc: ValueError) -> str:
     if str(exc) == moments.OUT_OF_RANGE:
         return f"`{name}={_clip(value)}` is out of range; {moments.OUT_OF_RANGE}"
+    if str(exc) == moments.SKIPPED:
+        return f"`{name}={_clip(value)}`: {moments.SKIPPED}"
     return f"`{name}={_clip(value)}` is not a time; use {moments.FORMS}"
 
 
