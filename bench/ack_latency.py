@@ -75,6 +75,23 @@ waitress.serve(
 """
 
 
+def open_channel(url: str, response_url: str) -> None:
+    """The admin opens the channel for reads, as a team would."""
+    policy = payloads.slash_command(
+        "policy read=allow",
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        user_id=USER,
+        response_url=response_url,
+    )
+    requests.post(
+        url,
+        data=policy.encode(),
+        headers=payloads.signed_headers(SECRET, policy),
+        timeout=10,
+    ).raise_for_status()
+
+
 def start_fakes(
     python: str, children: list[subprocess.Popen[str]], database_url: str
 ) -> tuple[dict[str, str], str]:
@@ -235,20 +252,7 @@ def main() -> None:
         wait_until_up(f"http://127.0.0.1:{vpsbot_port}/healthz")
         wait_until_up(bare_url)
 
-        # The admin opens the channel for reads, as a team would.
-        policy = payloads.slash_command(
-            "policy read=allow",
-            team_id=TEAM,
-            channel_id=CHANNEL,
-            user_id=USER,
-            response_url=response_url,
-        )
-        requests.post(
-            vpsbot_url,
-            data=policy.encode(),
-            headers=payloads.signed_headers(SECRET, policy),
-            timeout=10,
-        ).raise_for_status()
+        open_channel(vpsbot_url, response_url)
 
         warm_up = args.senders * 5
         measure(bare_url, response_url, args.senders, warm_up)

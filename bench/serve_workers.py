@@ -39,21 +39,17 @@ from pathlib import Path
 import requests
 from ack_latency import (
     BARE_APP,
-    CHANNEL,
     SECRET,
     SERVER_THREADS,
-    TEAM,
-    USER,
     free_port,
     measure,
+    open_channel,
     percentile,
     start_fakes,
 )
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-
-from vpsbot import payloads
 
 WORKER_COUNTS = (1, 2, 4)
 
@@ -118,23 +114,6 @@ def timed_round(url: str, response_url: str, senders: int, count: int):
     started = time.perf_counter()
     latencies = measure(url, response_url, senders, count)
     return latencies, time.perf_counter() - started
-
-
-def open_channel(url: str, response_url: str) -> None:
-    """The admin opens the channel for reads, as a team would."""
-    policy = payloads.slash_command(
-        "policy read=allow",
-        team_id=TEAM,
-        channel_id=CHANNEL,
-        user_id=USER,
-        response_url=response_url,
-    )
-    requests.post(
-        url,
-        data=policy.encode(),
-        headers=payloads.signed_headers(SECRET, policy),
-        timeout=10,
-    ).raise_for_status()
 
 
 def audited_lists(database_url: str, expected: int, timeout: float = 600) -> int:
